@@ -1,0 +1,104 @@
+"""``jobops``: the command line.
+
+Exit codes: 0 done, 1 the thing checked is not well (timeout, failures), 2 bad usage or
+settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+from jobops.errors import ConfigurationError, JobopsError
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from sandbox import SandboxConfig, SandboxServer, SandboxState
+
+    config = SandboxConfig(
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        in_progress_seconds=args.in_progress_seconds,
+        in_progress_jitter_seconds=args.in_progress_jitter_seconds,
+        token_lifetime_seconds=args.token_lifetime_seconds,
+        migrating_organizations=frozenset(args.migrating),
+    )
+    server = SandboxServer(SandboxState(config), host=args.host, port=args.port)
+    print(f"sandbox listening on {server.url} (client id {config.client_id!r})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from jobops.demo import run_demo
+
+    return run_demo(timeout_seconds=args.timeout_seconds)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from jobops.polling import poll
+    from workers.runtime import runtime
+
+    rt = runtime()
+    report = poll(rt.client, list(args.urns), rt.settings.max_query_bytes, time.time())
+    rows = [{"task_urn": urn, **entry} for urn, entry in report.decided.items()]
+    rows += [{"task_urn": urn, "status": "INVALID", "errorMessage": why}
+             for urn, why in report.invalid.items()]
+    rows += [{"task_urn": urn, "status": "IN_PROGRESS"} for urn in report.pending]
+    if args.json:
+        print(json.dumps({"results": rows, "error": str(report.error) if report.error else None}))
+    else:
+        for row in rows:
+            print(f"{row['status']:<12} {row['task_urn']}  {row.get('errorMessage') or ''}")
+        if report.error:
+            print(f"LinkedIn call failed: {report.error}", file=sys.stderr)
+    return 1 if report.error else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jobops", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run the whole flow locally against the sandbox")
+    demo.add_argument("--timeout-seconds", type=float, default=120.0)
+    demo.set_defaults(run=_demo)
+
+    sandbox = commands.add_parser("sandbox", help="serve the LinkedIn-compatible emulator")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8099)
+    sandbox.add_argument("--client-id", default="sandbox-client")
+    sandbox.add_argument("--client-secret", default="sandbox-secret")
+    sandbox.add_argument("--in-progress-seconds", type=float, default=60.0)
+    sandbox.add_argument("--in-progress-jitter-seconds", type=float, default=0.0)
+    sandbox.add_argument("--token-lifetime-seconds", type=float, default=1800.0)
+    sandbox.add_argument("--migrating", action="append", default=[], metavar="ORG_URN",
+                         help="integrationContext of a partner whose jobs end PROCESSED")
+    sandbox.set_defaults(run=_sandbox)
+
+    status = commands.add_parser("status", help="ask LinkedIn now for the status of task URNs")
+    status.add_argument("urns", nargs="+", metavar="URN")
+    status.add_argument("--json", action="store_true", help="print JSON for scripts")
+    status.set_defaults(run=_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ConfigurationError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except JobopsError as error:
+        print(f"jobops: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

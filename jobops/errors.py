@@ -1,0 +1,76 @@
+"""The exceptions jobops raises, under one root.
+
+    JobopsError
+    ├── ConfigurationError      settings missing or malformed
+    ├── InvalidRequest          a verification request that cannot be scheduled
+    └── LinkedInError           LinkedIn (or the sandbox) did not give a usable answer
+        ├── TokenError          the token endpoint refused or failed
+        ├── AuthenticationError a bearer token was refused even after a fresh one
+        ├── BadBatchKey         400 "Batch key parameter value is invalid"
+        ├── QueryTooLong        414: the query string was longer than LinkedIn accepts
+        └── TransientError      5xx, 429, timeouts, resets, unreadable bodies: try later
+
+No message ever contains a client secret or an access token.
+"""
+
+from __future__ import annotations
+
+
+class JobopsError(Exception):
+    """Raised for anything jobops itself reports."""
+
+
+class ConfigurationError(JobopsError):
+    """Raised when a setting is missing or malformed; the message names the variable."""
+
+
+class InvalidRequest(JobopsError, ValueError):
+    """Raised when a verification request is malformed; the message says what to fix."""
+
+
+class LinkedInError(JobopsError):
+    """Raised when LinkedIn's answer cannot be used as it is."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        service_error_code: int | None = None,
+        resolution: str | None = None,
+    ) -> None:
+        self.http_status = http_status
+        self.service_error_code = service_error_code
+        self.resolution = resolution
+        parts = [message]
+        if http_status is not None:
+            parts.append(f"HTTP {http_status}")
+        if service_error_code is not None:
+            parts.append(f"serviceErrorCode {service_error_code}")
+        text = " (" + ", ".join(parts[1:]) + ")" if len(parts) > 1 else ""
+        hint = f" — {resolution}" if resolution else ""
+        super().__init__(f"{message}{text}{hint}")
+
+
+class TokenError(LinkedInError):
+    """Raised when no access token could be obtained from LINKEDIN_TOKEN_URL."""
+
+
+class AuthenticationError(LinkedInError):
+    """Raised when LinkedIn refuses a freshly obtained bearer token."""
+
+
+class BadBatchKey(LinkedInError):
+    """Raised when LinkedIn answers 400 because an ids value is not a valid task URN."""
+
+
+class QueryTooLong(LinkedInError):
+    """Raised when LinkedIn answers 414 to a query string it finds too long."""
+
+
+class TransientError(LinkedInError):
+    """Raised for failures worth retrying later: 5xx, 429, timeouts, broken bodies."""
+
+    def __init__(self, message: str, *, retry_after_seconds: float | None = None, **kw: object):
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(message, **kw)  # type: ignore[arg-type]

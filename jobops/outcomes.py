@@ -1,0 +1,96 @@
+"""Outcomes: the one JSON object a callback receives for each task URN.
+
+An outcome is a plain dict so that it crosses Celery as JSON unchanged:
+
+    task_urn, status, operation, external_job_posting_id, job_posting, location,
+    error_message, errors, job_live, context, requested_at, decided_at
+
+``status`` is LinkedIn's terminal status (SUCCEEDED, FAILED, PROCESSED) or one of jobops'
+own: EXPIRED (still IN_PROGRESS when the task id's lifespan ran out) and INVALID (not a
+task URN LinkedIn knows). PROCESSED with a non-empty ``errors`` is the seed's "processed
+but failed payload validation".
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from jobops.catalogue import ErrorEntry, parse_error_message
+
+
+class Operation(StrEnum):
+    CREATE = "CREATE"
+    UPDATE = "UPDATE"
+    RENEW = "RENEW"
+    CLOSE = "CLOSE"
+
+
+class Status(StrEnum):
+    IN_PROGRESS = "IN_PROGRESS"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    PROCESSED = "PROCESSED"
+    EXPIRED = "EXPIRED"
+    INVALID = "INVALID"
+
+
+LINKEDIN_TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.PROCESSED})
+OUTCOME_STATUSES = frozenset(Status) - {Status.IN_PROGRESS}
+
+# What a terminal status says about whether the job is live on LinkedIn (seed's table).
+# None: the status alone does not tell — a FAILED UPDATE leaves the job as the most recent
+# CREATE left it; a failed RENEW or CLOSE does not say whether the job was live before.
+_JOB_LIVE: dict[tuple[Status, Operation], bool | None] = {
+    (Status.SUCCEEDED, Operation.CREATE): True,
+    (Status.SUCCEEDED, Operation.UPDATE): True,
+    (Status.SUCCEEDED, Operation.RENEW): True,
+    (Status.SUCCEEDED, Operation.CLOSE): False,
+    (Status.FAILED, Operation.CREATE): False,
+}
+
+
+def job_live(status: Status, operation: Operation) -> bool | None:
+    """Whether the job is live after ``operation`` ended in ``status``; None if unknown."""
+    return _JOB_LIVE.get((status, operation))
+
+
+def utc_iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+
+
+def build_outcome(
+    *,
+    task_urn: str | None,
+    status: Status,
+    operation: Operation,
+    context: Any,
+    requested_at: float,
+    decided_at: float,
+    result: dict[str, Any] | None = None,
+    error_message: str | None = None,
+    errors: list[ErrorEntry] | None = None,
+) -> dict[str, Any]:
+    """The outcome for one URN; ``result`` is LinkedIn's entry for it, when there is one."""
+    result = result or {}
+    message = result.get("errorMessage") if error_message is None else error_message
+    entries = parse_error_message(message) if errors is None else errors
+    live = job_live(status, operation)
+    if any(entry["code"] == "DUPLICATE_CREATE" for entry in entries):
+        # This CREATE was dropped, but an earlier one posted the job: its state is unknown here.
+        live = None
+    return {
+        "task_urn": task_urn,
+        "status": status.value,
+        "operation": operation.value,
+        "external_job_posting_id": result.get("externalJobPostingId"),
+        "job_posting": result.get("jobPosting"),
+        "location": result.get("location"),
+        "error_message": message,
+        "errors": entries,
+        "job_live": live,
+        "context": context,
+        "requested_at": utc_iso(requested_at),
+        "decided_at": utc_iso(decided_at),
+    }

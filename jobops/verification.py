@@ -1,0 +1,99 @@
+"""One run of a verification: poll what is pending, turn answers into outcomes, plan the next.
+
+Plain Python with no Celery in it: the task converts arguments, calls ``run_once`` and
+turns its ``RunResult`` into callbacks and a retry.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobops.catalogue import expired_entry, invalid_urn_entry
+from jobops.errors import LinkedInError
+from jobops.outcomes import Status, build_outcome
+from jobops.polling import Fetcher, poll
+from jobops.request import VerificationRequest
+from jobops.retry import Jitter, backoff_seconds, next_check_seconds, wait_after_error
+from jobops.urns import describe_invalid, is_task_urn
+from settings import Settings
+
+
+@dataclass
+class RunResult:
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    calls: int = 0
+    error: LinkedInError | None = None
+    next_check_seconds: float | None = None
+
+    def summary(self, operation: str) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes:
+            counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+        return {
+            "operation": operation,
+            "outcomes": counts,
+            "pending": len(self.pending),
+            "calls": self.calls,
+            "next_check_seconds": self.next_check_seconds,
+            "error": str(self.error) if self.error else None,
+        }
+
+
+def run_once(
+    request: VerificationRequest,
+    fetcher: Fetcher,
+    settings: Settings,
+    now: float,
+    jitter: Jitter = random.random,
+) -> RunResult:
+    """Poll the request's URNs once; every URN ends up in ``outcomes`` or ``pending``."""
+    result = RunResult()
+
+    def outcome(urn: str, status: Status, **extra: Any) -> None:
+        result.outcomes.append(
+            build_outcome(
+                task_urn=urn,
+                status=status,
+                operation=request.operation,
+                context=dict(request.context),
+                requested_at=request.requested_at,
+                decided_at=now,
+                **extra,
+            )
+        )
+
+    askable = []
+    for urn in request.task_urns:
+        if is_task_urn(urn):
+            askable.append(urn)
+        else:
+            outcome(urn, Status.INVALID, errors=[invalid_urn_entry(describe_invalid(urn))])
+
+    deadline = request.requested_at + settings.task_lifespan_seconds
+    if askable and now < deadline:
+        report = poll(fetcher, askable, settings.max_query_bytes, now)
+        result.calls, result.error = report.calls, report.error
+        for urn, entry in report.decided.items():
+            outcome(urn, Status(entry["status"]), result=entry)
+        for urn, reason in report.invalid.items():
+            outcome(urn, Status.INVALID, error_message=reason, errors=[invalid_urn_entry(reason)])
+        askable = report.pending
+        if askable:
+            if report.error is not None:
+                wait = wait_after_error(report.error, request.poll_round,
+                                        settings.poll_interval_seconds,
+                                        settings.max_poll_interval_seconds, jitter)
+            else:
+                wait = backoff_seconds(request.poll_round, settings.poll_interval_seconds,
+                                       settings.max_poll_interval_seconds, jitter)
+            result.next_check_seconds = next_check_seconds(wait, now, deadline)
+
+    if askable and result.next_check_seconds is None:
+        for urn in askable:
+            outcome(urn, Status.EXPIRED, errors=[expired_entry(settings.task_lifespan_days)])
+    else:
+        result.pending = askable
+    return result

@@ -1,0 +1,153 @@
+"""The one settings object, read from the environment once and validated loudly.
+
+Every environment variable the service reads is declared here; nothing else calls
+``os.getenv``. ``get_settings()`` returns the same frozen object for the life of the
+process. Bad values raise :class:`jobops.errors.ConfigurationError` naming the variable,
+what was wrong, and what would be accepted.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from kombu import Queue
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobops.errors import ConfigurationError
+
+__all__ = ["Settings", "get_settings", "celery_config"]
+
+
+class Settings(BaseSettings):
+    """Everything jobops can be told, with the environment variable that tells it."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    redis_url: str = Field("redis://localhost:6379/0", alias="REDIS_URL")
+    broker_url: str | None = Field(None, alias="CELERY_BROKER_URL")
+
+    linkedin_api_url: str = Field("https://api.linkedin.com", alias="LINKEDIN_API_URL")
+    linkedin_token_url: str = Field(
+        "https://www.linkedin.com/oauth/v2/accessToken", alias="LINKEDIN_TOKEN_URL"
+    )
+    linkedin_client_id: str = Field("", alias="LINKEDIN_CLIENT_ID")
+    linkedin_client_secret: SecretStr = Field(SecretStr(""), alias="LINKEDIN_CLIENT_SECRET")
+
+    queue: str = Field("jobops", alias="JOBOPS_QUEUE", min_length=1)
+    callback_queue: str = Field("celery", alias="JOBOPS_CALLBACK_QUEUE", min_length=1)
+
+    first_check_seconds: float = Field(300.0, alias="JOBOPS_FIRST_CHECK_SECONDS", ge=0)
+    poll_interval_seconds: float = Field(60.0, alias="JOBOPS_POLL_INTERVAL_SECONDS", gt=0)
+    max_poll_interval_seconds: float = Field(
+        1800.0, alias="JOBOPS_MAX_POLL_INTERVAL_SECONDS", gt=0
+    )
+    task_lifespan_days: float = Field(30.0, alias="JOBOPS_TASK_LIFESPAN_DAYS", gt=0)
+
+    http_timeout_seconds: float = Field(30.0, alias="JOBOPS_HTTP_TIMEOUT_SECONDS", gt=0)
+    token_refresh_margin_seconds: float = Field(
+        120.0, alias="JOBOPS_TOKEN_REFRESH_MARGIN_SECONDS", ge=0
+    )
+    max_query_bytes: int = Field(4096, alias="JOBOPS_MAX_QUERY_BYTES", ge=256, le=4096)
+    visibility_timeout_seconds: float = Field(
+        7200.0, alias="JOBOPS_VISIBILITY_TIMEOUT_SECONDS", ge=60
+    )
+    eta_task_limit: int = Field(10_000, alias="JOBOPS_ETA_TASK_LIMIT", ge=1)
+
+    @model_validator(mode="after")
+    def _countdowns_under_visibility_timeout(self) -> Settings:
+        # A countdown longer than the Redis visibility timeout runs the task twice.
+        limit = self.visibility_timeout_seconds / 2
+        for env, value in (
+            ("JOBOPS_FIRST_CHECK_SECONDS", self.first_check_seconds),
+            ("JOBOPS_MAX_POLL_INTERVAL_SECONDS", self.max_poll_interval_seconds),
+        ):
+            if value > limit:
+                raise ValueError(
+                    f"{env}={value:g} must be at most half of "
+                    f"JOBOPS_VISIBILITY_TIMEOUT_SECONDS ({limit:g}); "
+                    "lower it or raise the visibility timeout"
+                )
+        if self.poll_interval_seconds > self.max_poll_interval_seconds:
+            raise ValueError(
+                "JOBOPS_POLL_INTERVAL_SECONDS must not exceed JOBOPS_MAX_POLL_INTERVAL_SECONDS"
+            )
+        for env, url in (
+            ("REDIS_URL", self.redis_url),
+            ("CELERY_BROKER_URL", self.broker_url or self.redis_url),
+        ):
+            if "://" not in url:
+                raise ValueError(f"{env} must be a URL such as redis://localhost:6379/0")
+        for env, url in (
+            ("LINKEDIN_API_URL", self.linkedin_api_url),
+            ("LINKEDIN_TOKEN_URL", self.linkedin_token_url),
+        ):
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{env} must start with http:// or https://, got {url!r}")
+        return self
+
+    @property
+    def task_lifespan_seconds(self) -> float:
+        return self.task_lifespan_days * 86_400
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+
+def _explain(error: ValidationError) -> str:
+    lines = ["jobops settings are invalid:"]
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"]) or "settings"
+        given = problem.get("input")
+        shown = "" if where.endswith("SECRET") or isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"  {where}: {problem['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (plus ``overrides``, keyed by variable name) into Settings."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigurationError(_explain(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return load_settings()
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery's configuration, derived from the settings; every delivery choice is here."""
+    return {
+        "broker_url": settings.effective_broker_url,
+        "broker_connection_retry_on_startup": True,
+        # Redis redelivers a message not acknowledged within this time; every countdown
+        # (first check, backoff) is validated to stay under half of it.
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout_seconds,
+        },
+        # A worker consumes only the jobops queue. Any other task this app sends — a
+        # callback, the next step of a user's chain — goes to JOBOPS_CALLBACK_QUEUE, never
+        # to a worker that cannot run it.
+        "task_queues": (Queue(settings.queue, routing_key=settings.queue),),
+        "task_default_queue": settings.callback_queue,
+        "task_routes": {"jobops.*": {"queue": settings.queue, "routing_key": settings.queue}},
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        # At-least-once: acknowledge after the run, hand the message back if the process dies.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # Countdown tasks sit in worker memory until due; cap them per worker.
+        "worker_eta_task_limit": settings.eta_task_limit,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "enable_utc": True,
+        "timezone": "UTC",
+    }

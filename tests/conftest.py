@@ -1,0 +1,114 @@
+"""Fixtures: a real Redis database, the sandbox over HTTP, real Celery worker processes.
+
+The environment is set here, before anything reads settings, so the test process (which
+schedules verifications) and the workers it starts agree on Redis, queues and the sandbox.
+Redis: JOBOPS_TEST_REDIS_URL, default database 13 of the local server; it is flushed
+(flushdb, never flushall) once per session.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from jobops.processes import start_worker, stop, wait_ready
+from tests.env import REDIS_URL, SANDBOX_PORT, TEST_ENV
+
+from sandbox import SandboxConfig, SandboxServer, SandboxState
+
+OUTCOMES_KEY = "test:outcomes:{}"
+CALLBACK_IDS_KEY = "test:callback-ids:{}"
+
+
+def sandbox_defaults() -> SandboxConfig:
+    return SandboxConfig(in_progress_seconds=1.0,
+                         migrating_organizations=frozenset({"urn:li:organization:2002"}))
+
+
+@pytest.fixture(scope="session")
+def store() -> redis.Redis:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        pytest.exit(f"Redis does not answer at {REDIS_URL} ({error}); start one "
+                    "(redis-server --daemonize yes) or set JOBOPS_TEST_REDIS_URL", returncode=3)
+    client.flushdb()
+    return client
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[SandboxServer]:
+    server = SandboxServer(SandboxState(sandbox_defaults()), port=SANDBOX_PORT)
+    server.start_in_thread()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> Iterator[SandboxState]:
+    """The sandbox's state, with its configuration restored after each test."""
+    state = sandbox_server.state
+    state.config = sandbox_defaults()
+    yield state
+    state.config = sandbox_defaults()
+
+
+@pytest.fixture(scope="session")
+def workers(store: redis.Redis, sandbox_server: SandboxServer,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """A jobops worker (3 processes) and a pipeline worker that records callbacks."""
+    logs = tmp_path_factory.mktemp("workers")
+    started = []
+    try:
+        for app, queue, concurrency in (("workers", TEST_ENV["JOBOPS_QUEUE"], 3),
+                                        ("tests.pipeline_app", TEST_ENV["JOBOPS_CALLBACK_QUEUE"],
+                                         2)):
+            log_path = logs / f"{app}.log"
+            process = start_worker(app, queue, TEST_ENV, log_path, concurrency=concurrency)
+            started.append(process)
+            wait_ready(process, log_path)
+        yield {"jobops": logs / "workers.log", "pipeline": logs / "tests.pipeline_app.log"}
+    finally:
+        for process in started:
+            stop(process)
+
+
+class Recorder:
+    """Collects the outcomes that the pipeline worker's callback recorded for one test."""
+
+    def __init__(self, store: redis.Redis, tag: str) -> None:
+        self.store, self.tag = store, tag
+        self.context = {"test": tag}
+        self.callbacks: dict[str, Any] = {"DEFAULT": "tests.record_outcome"}
+
+    def outcomes(self) -> list[dict[str, Any]]:
+        raw = self.store.lrange(OUTCOMES_KEY.format(self.tag), 0, -1)
+        return [json.loads(item) for item in raw]
+
+    def callback_ids(self) -> list[str]:
+        return [i.decode() for i in self.store.lrange(CALLBACK_IDS_KEY.format(self.tag), 0, -1)]
+
+    def wait(self, count: int, timeout_seconds: float = 60, settle_seconds: float = 1.0
+             ) -> list[dict[str, Any]]:
+        """Wait for ``count`` outcomes, then a moment more so a duplicate would show."""
+        deadline = time.monotonic() + timeout_seconds
+        while len(found := self.outcomes()) < count:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{len(found)} of {count} outcomes after {timeout_seconds} s: "
+                            f"{sorted(o['task_urn'] or '-' for o in found)[:10]}")
+            time.sleep(0.1)
+        time.sleep(settle_seconds)
+        return self.outcomes()
+
+
+@pytest.fixture
+def recorder(store: redis.Redis, request: pytest.FixtureRequest) -> Recorder:
+    return Recorder(store, f"{request.node.name}-{uuid.uuid4().hex[:6]}")

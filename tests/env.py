@@ -1,0 +1,28 @@
+"""The test session's environment, set before anything reads settings."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from jobops.processes import free_port
+
+REDIS_URL = os.environ.get("JOBOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+SANDBOX_PORT = free_port()
+SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
+RUN = uuid.uuid4().hex[:8]
+TEST_ENV = {
+    "REDIS_URL": REDIS_URL,
+    "LINKEDIN_API_URL": SANDBOX_URL,
+    "LINKEDIN_TOKEN_URL": SANDBOX_URL + "/oauth/v2/accessToken",
+    "LINKEDIN_CLIENT_ID": "sandbox-client",
+    "LINKEDIN_CLIENT_SECRET": "sandbox-secret",
+    "JOBOPS_QUEUE": f"jobops-test-{RUN}",
+    "JOBOPS_CALLBACK_QUEUE": f"pipeline-test-{RUN}",
+    "JOBOPS_FIRST_CHECK_SECONDS": "0.5",
+    "JOBOPS_POLL_INTERVAL_SECONDS": "0.3",
+    "JOBOPS_MAX_POLL_INTERVAL_SECONDS": "1",
+    "JOBOPS_HTTP_TIMEOUT_SECONDS": "5",
+}
+os.environ.update(TEST_ENV)
+

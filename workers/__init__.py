@@ -1,0 +1,13 @@
+"""The Celery app: ``celery -A workers worker`` starts a jobops worker."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from settings import celery_config, get_settings
+
+app = Celery("jobops")
+app.conf.update(celery_config(get_settings()))
+app.conf.include = ["tasks.verification", "tasks.scheduling"]
+
+__all__ = ["app"]

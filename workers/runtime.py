@@ -1,0 +1,62 @@
+"""Per-process resources: one HTTP session, one Redis pool, one token cache.
+
+Created lazily and keyed by process id, so a prefork child never reuses the sockets it
+inherited from its parent.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import partial
+
+import redis
+import requests
+
+from jobops.client import StatusClient
+from jobops.tokens import ProcessTokenCache, request_token
+from settings import Settings, get_settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    session: requests.Session
+    redis: redis.Redis
+    tokens: ProcessTokenCache
+    client: StatusClient
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    session = requests.Session()
+    fetch = partial(
+        request_token,
+        session,
+        settings.linkedin_token_url,
+        settings.linkedin_client_id,
+        settings.linkedin_client_secret.get_secret_value(),
+        settings.http_timeout_seconds,
+    )
+    tokens = ProcessTokenCache(fetch, settings.token_refresh_margin_seconds)
+    client = StatusClient(session, settings.linkedin_api_url, tokens,
+                          settings.http_timeout_seconds)
+    return Runtime(
+        settings=settings,
+        session=session,
+        redis=redis.Redis.from_url(settings.redis_url),
+        tokens=tokens,
+        client=client,
+    )
+
+
+_by_pid: dict[int, Runtime] = {}
+
+
+def runtime() -> Runtime:
+    """This process's resources, built on first use after a fork."""
+    pid = os.getpid()
+    current = _by_pid.get(pid)
+    if current is None:
+        _by_pid.clear()
+        current = _by_pid[pid] = build_runtime(get_settings())
+    return current
