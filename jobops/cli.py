@@ -7,6 +7,7 @@ settings.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -28,10 +29,8 @@ def _sandbox(args: argparse.Namespace) -> int:
     )
     server = SandboxServer(SandboxState(config), host=args.host, port=args.port)
     print(f"sandbox listening on {server.url} (client id {config.client_id!r})", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

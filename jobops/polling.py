@@ -37,22 +37,23 @@ class PollReport:
 
 def _sort_page(asked: list[str], page: StatusPage, report: PollReport) -> None:
     asked_set = set(asked)
-    for urn, result in page.results.items():
+    for urn in page.results:
         if urn not in asked_set:
             log.warning("status answer holds %s, which was not asked for; ignored", urn)
     for urn in asked:
-        result = page.results.get(urn)
-        if result is None:
+        found = page.results.get(urn)
+        if found is None:
             if urn in page.errors:
                 report.invalid[urn] = _error_text(page.errors[urn])
             else:
                 log.warning("status answer has no entry for %s; asking again later", urn)
                 report.pending.append(urn)
             continue
-        if not isinstance(result, dict):
+        if not isinstance(found, dict):
             log.warning("status entry for %s is not an object; asking again later", urn)
             report.pending.append(urn)
             continue
+        result: dict[str, Any] = found
         if result.get("id") not in (None, urn):
             # The seed's own sample shows an entry whose id differs from its key; the key
             # is what was asked for, so it wins.

@@ -42,6 +42,14 @@ class RunResult:
         }
 
 
+def _wait_seconds(error: LinkedInError | None, poll_round: int, settings: Settings,
+                  jitter: Jitter) -> float:
+    base, cap = settings.poll_interval_seconds, settings.max_poll_interval_seconds
+    if error is not None:
+        return wait_after_error(error, poll_round, base, cap, jitter)
+    return backoff_seconds(poll_round, base, cap, jitter)
+
+
 def run_once(
     request: VerificationRequest,
     fetcher: Fetcher,
@@ -82,13 +90,7 @@ def run_once(
             outcome(urn, Status.INVALID, error_message=reason, errors=[invalid_urn_entry(reason)])
         askable = report.pending
         if askable:
-            if report.error is not None:
-                wait = wait_after_error(report.error, request.poll_round,
-                                        settings.poll_interval_seconds,
-                                        settings.max_poll_interval_seconds, jitter)
-            else:
-                wait = backoff_seconds(request.poll_round, settings.poll_interval_seconds,
-                                       settings.max_poll_interval_seconds, jitter)
+            wait = _wait_seconds(report.error, request.poll_round, settings, jitter)
             result.next_check_seconds = next_check_seconds(wait, now, deadline)
 
     if askable and result.next_check_seconds is None:

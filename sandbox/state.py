@@ -119,6 +119,10 @@ class SandboxState:
         with self._lock:
             return [c for c in self.calls if c.path.endswith("simpleJobPostingTasks")]
 
+    def issued_tokens(self) -> list[str]:
+        with self._lock:
+            return list(self._tokens)
+
     def counts(self) -> dict[str, int]:
         """Tasks created, elements refused, posting calls answered."""
         with self._lock:

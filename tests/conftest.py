@@ -19,9 +19,8 @@ import pytest
 import redis
 
 from jobops.processes import start_worker, stop, wait_ready
-from tests.env import REDIS_URL, SANDBOX_PORT, TEST_ENV
-
 from sandbox import SandboxConfig, SandboxServer, SandboxState
+from tests.env import REDIS_URL, SANDBOX_PORT, TEST_ENV
 
 OUTCOMES_KEY = "test:outcomes:{}"
 CALLBACK_IDS_KEY = "test:callback-ids:{}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from tests.conftest import Recorder
 from tests.jobs import MIGRATING, job, post, task_urns
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
+SECRET = "sandbox-secret"
 
 
 def by_urn(outcomes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -245,3 +247,18 @@ def test_duplicate_schedule_fires_each_callback_once(sandbox: SandboxState, reco
     verify_urns(urns, "CREATE", recorder.callbacks, recorder.context, countdown_seconds=0)
     time.sleep(2)
     assert len(by_urn(recorder.outcomes())) == len(outcomes) == 2
+
+
+def test_no_secret_or_token_in_worker_logs(sandbox: SandboxState, recorder: Recorder,
+                                           workers: dict[str, Path]) -> None:
+    sandbox.config.in_progress_seconds = 0
+    sandbox.expire_tokens()  # forces a refresh during this test, whatever ran before
+    verify([job(), job(description="Too short.")], "CREATE", recorder)
+    recorder.wait(2)
+    tokens = sandbox.issued_tokens()
+    assert tokens
+    for path in workers.values():
+        text = path.read_text(errors="replace")
+        assert "verify_job_operation" in text or "record_outcome" in text
+        assert SECRET not in text
+        assert not [t for t in tokens if t in text]

@@ -1,0 +1,25 @@
+# `make demo` and `make test` do all the set-up: a virtual environment in .venv with
+# jobops installed, and (for the tests) a local Redis if none answers.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test check install
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: $(BIN)/.installed
+	$(BIN)/jobops demo
+
+# The quality gate: lint, types, then every test (unit and integration).
+test: $(BIN)/.installed
+	scripts/ensure-redis
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest

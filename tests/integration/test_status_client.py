@@ -1,0 +1,73 @@
+"""The status client against the sandbox over HTTP, without workers."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import pytest
+import requests
+
+from jobops.client import StatusClient
+from jobops.errors import BadBatchKey, QueryTooLong, TokenError, TransientError
+from jobops.tokens import ProcessTokenCache, request_token
+from sandbox import SandboxState
+from tests.env import SANDBOX_URL
+from tests.jobs import job, post, task_urns
+
+pytestmark = pytest.mark.integration
+
+
+def make_client(secret: str = "sandbox-secret") -> tuple[StatusClient, ProcessTokenCache]:
+    session = requests.Session()
+    fetch = partial(request_token, session, SANDBOX_URL + "/oauth/v2/accessToken",
+                    "sandbox-client", secret, 5.0)
+    tokens = ProcessTokenCache(fetch, refresh_margin_seconds=60)
+    return StatusClient(session, SANDBOX_URL, tokens, 5.0), tokens
+
+
+def test_expired_token_is_replaced_and_the_call_retried_once(sandbox: SandboxState) -> None:
+    client, tokens = make_client()
+    urns = task_urns(post([job()], "CREATE"))
+    client.fetch(urns, time.time())
+    sandbox.expire_tokens()
+    before = len(sandbox.status_calls())
+    page = client.fetch(urns, time.time())
+    assert set(page.results) == set(urns)
+    assert [c.status for c in sandbox.status_calls()[before:]] == [401, 200]
+    assert tokens.refreshes == 2
+
+
+def test_token_reused_until_near_expiry(sandbox: SandboxState) -> None:
+    client, tokens = make_client()
+    urns = task_urns(post([job()], "CREATE"))
+    for _ in range(5):
+        client.fetch(urns, time.time())
+    assert tokens.refreshes == 1
+
+
+def test_wrong_secret_names_the_settings_and_hides_the_secret(sandbox: SandboxState) -> None:
+    client, _ = make_client(secret="not-the-secret-123")
+    with pytest.raises(TokenError) as caught:
+        client.fetch(task_urns(post([job()], "CREATE")), time.time())
+    message = str(caught.value)
+    assert "LINKEDIN_CLIENT_SECRET" in message and "HTTP 401" in message
+    assert "not-the-secret-123" not in message
+
+
+def test_error_answers_are_classified(sandbox: SandboxState) -> None:
+    client, _ = make_client()
+    urns = task_urns(post([job()], "CREATE"))
+    sandbox.script(400, {"message": "Batch key parameter value is invalid", "status": 400})
+    with pytest.raises(BadBatchKey):
+        client.fetch(urns, time.time())
+    sandbox.script(429, {"message": "throttled", "status": 429}, {"Retry-After": "7"})
+    with pytest.raises(TransientError) as caught:
+        client.fetch(urns, time.time())
+    assert caught.value.retry_after_seconds == 7
+    sandbox.script(503)
+    with pytest.raises(TransientError):
+        client.fetch(urns, time.time())
+    too_many = [f"urn:li:simpleJobPostingTask:{i:036d}" for i in range(60)]
+    with pytest.raises(QueryTooLong):
+        client.fetch(too_many, time.time())
