@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
