@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -34,11 +34,14 @@ class VerificationRequest:
     context: Mapping[str, Any]
     requested_at: float
     poll_round: int = 0
+    # Outcomes delivered by earlier rounds, by status: the final summary covers them all.
+    tally: Mapping[str, int] = field(default_factory=dict)
 
     def as_kwargs(self, task_urns: list[str] | tuple[str, ...] | None = None,
-                  poll_round: int | None = None) -> dict[str, Any]:
+                  poll_round: int | None = None,
+                  tally: Mapping[str, int] | None = None) -> dict[str, Any]:
         """Task kwargs for this request, optionally narrowed to ``task_urns``."""
-        return {
+        kwargs = {
             "task_urns": list(self.task_urns if task_urns is None else task_urns),
             "operation": self.operation.value,
             "callbacks": dict(self.callbacks),
@@ -46,6 +49,10 @@ class VerificationRequest:
             "requested_at": utc_iso(self.requested_at),
             "poll_round": self.poll_round if poll_round is None else poll_round,
         }
+        tally = self.tally if tally is None else tally
+        if tally:
+            kwargs["tally"] = dict(tally)
+        return kwargs
 
 
 def parse_operation(value: Any) -> Operation:
@@ -165,6 +172,10 @@ def parse_request(kwargs: Mapping[str, Any], *, now: float, strict: bool) -> Ver
     poll_round = kwargs.get("poll_round", 0)
     if not isinstance(poll_round, int) or poll_round < 0:
         raise InvalidRequest("poll_round must be a non-negative integer")
+    tally = kwargs.get("tally") or {}
+    if not isinstance(tally, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, int) for k, v in tally.items()):
+        raise InvalidRequest("tally must map outcome statuses to counts")
     return VerificationRequest(
         task_urns=parse_urns(kwargs.get("task_urns"), strict=strict),
         operation=parse_operation(kwargs.get("operation")),
@@ -172,4 +183,5 @@ def parse_request(kwargs: Mapping[str, Any], *, now: float, strict: bool) -> Ver
         context=parse_context(kwargs.get("context")),
         requested_at=parse_timestamp(kwargs.get("requested_at"), default=now),
         poll_round=poll_round,
+        tally=dict(tally),
     )

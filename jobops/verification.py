@@ -7,6 +7,7 @@ turns its ``RunResult`` into callbacks and a retry.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,18 +29,23 @@ class RunResult:
     error: LinkedInError | None = None
     next_check_seconds: float | None = None
 
-    def summary(self, operation: str) -> dict[str, Any]:
-        counts: dict[str, int] = {}
+    def tally(self, earlier: Mapping[str, int]) -> dict[str, int]:
+        """Outcomes by status, this run's added to ``earlier`` rounds'."""
+        counts = dict(earlier)
         for outcome in self.outcomes:
             counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+        return counts
+
+    def summary(self, operation: str, earlier: Mapping[str, int]) -> dict[str, Any]:
         return {
             "operation": operation,
-            "outcomes": counts,
+            "outcomes": self.tally(earlier),
             "pending": len(self.pending),
             "calls": self.calls,
             "next_check_seconds": self.next_check_seconds,
             "error": str(self.error) if self.error else None,
         }
+
 
 
 def _wait_seconds(error: LinkedInError | None, poll_round: int, settings: Settings,

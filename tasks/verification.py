@@ -7,6 +7,8 @@ import time
 from typing import Any
 
 from celery import Task
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from jobops.errors import InvalidRequest
 from jobops.keys import outcome_key
@@ -23,7 +25,17 @@ class StillPending(Exception):
     """Raised as the reason of a retry; Flower shows its text."""
 
 
-@app.task(bind=True, name="jobops.verify_job_operation", max_retries=None)
+# Redis or the broker failing mid-run must not lose the verification: Celery retries it
+# (same arguments; outcomes already delivered are skipped by their record).
+@app.task(
+    bind=True,
+    name="jobops.verify_job_operation",
+    max_retries=None,
+    autoretry_for=(RedisError, OperationalError, ConnectionError),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+)
 def verify_job_operation(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Verify the task URNs of one CREATE/UPDATE/RENEW/CLOSE call."""
     now = time.time()
@@ -45,7 +57,7 @@ def verify_job_operation(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any
         [(outcome_key(o["task_urn"]), o) for o in result.outcomes],
         request.callbacks,
     )
-    summary = result.summary(request.operation.value)
+    summary = result.summary(request.operation.value, request.tally)
     log.info("verification %s round %d: %s", self.request.id, request.poll_round, summary)
     if result.pending and result.next_check_seconds is not None:
         if result.error is not None:
@@ -54,7 +66,8 @@ def verify_job_operation(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any
             why = f"{len(result.pending)} of {len(request.task_urns)} URNs still IN_PROGRESS"
         reason = StillPending(f"{why}, next check in {result.next_check_seconds:.0f} s")
         raise self.retry(
-            kwargs=request.as_kwargs(result.pending, request.poll_round + 1),
+            kwargs=request.as_kwargs(result.pending, request.poll_round + 1,
+                                     result.tally(request.tally)),
             countdown=result.next_check_seconds,
             exc=reason,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import math
 import time
 from collections import Counter
@@ -178,8 +179,22 @@ def test_malformed_urn_sent_by_name_is_invalid_and_never_asked(
     assert asked >= 3  # the two good URNs and the unknown one, never the smuggled one
 
 
-def test_still_in_progress_past_the_lifespan_expires(sandbox: SandboxState, recorder: Recorder
-                                                     ) -> None:
+def final_summary(log_path: Path, verification_id: str, timeout_seconds: float = 10
+                  ) -> dict[str, Any]:
+    """The task's return value, as the worker logged it (what Flower shows as the result)."""
+    marker = f"Task jobops.verify_job_operation[{verification_id}] succeeded in "
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        for line in log_path.read_text(errors="replace").splitlines():
+            if marker in line:
+                summary: dict[str, Any] = ast.literal_eval(line.split("s: ", 1)[1])
+                return summary
+        time.sleep(0.2)
+    raise AssertionError(f"no success line for {verification_id}")
+
+
+def test_still_in_progress_past_the_lifespan_expires(sandbox: SandboxState, recorder: Recorder,
+                                                     workers: dict[str, Path]) -> None:
     held = job()
     sandbox.hold(held["externalJobPostingId"])
     decided = job()
@@ -188,9 +203,12 @@ def test_still_in_progress_past_the_lifespan_expires(sandbox: SandboxState, reco
     # The default 30-day lifespan, with the operation made 30 days minus 3 seconds ago.
     requested_at = datetime.now(UTC) - timedelta(days=30) + timedelta(seconds=3)
     started = time.monotonic()
-    schedule_from_answer(answer, "CREATE", recorder.callbacks, recorder.context,
-                         requested_at=requested_at.isoformat())
+    scheduled = schedule_from_answer(answer, "CREATE", recorder.callbacks, recorder.context,
+                                     requested_at=requested_at.isoformat())
     outcomes = by_urn(recorder.wait(2, timeout_seconds=30))
+    summary = final_summary(workers["jobops"], scheduled["verification_id"])
+    assert summary["outcomes"] == {"SUCCEEDED": 1, "EXPIRED": 1}
+    assert summary["pending"] == 0
     assert outcomes[decided_urn]["status"] == "SUCCEEDED"
     expired = outcomes[held_urn]
     assert expired["status"] == "EXPIRED"
