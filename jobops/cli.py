@@ -60,6 +60,33 @@ def _status(args: argparse.Namespace) -> int:
     return 1 if report.error else 0
 
 
+def _limits(args: argparse.Namespace) -> int:
+    from workers.runtime import runtime
+
+    rt = runtime()
+    limits = rt.limiter.snapshot().as_dict()
+    token = rt.tokens.describe()
+    if args.json:
+        print(json.dumps({"token": token, "limits": limits}))
+        return 0
+    if token["token"] == "cached":
+        print(f"token   cached, {token['age_seconds']:.0f} s old, expires in "
+              f"{token['expires_in_seconds']:.0f} s "
+              f"(renewed in {token['renewed_in_seconds']:.0f} s)")
+    else:
+        print("token   none cached (the next call fetches one)")
+    if token["locked_by"]:
+        print(f"        being refreshed by {token['locked_by']}")
+    print(f"rate    {limits['permits_this_second']} of {limits['calls_per_second']} permits "
+          "used in the last second")
+    print(f"quota   {limits['used_today']:,} of {limits['daily_limit']:,} calls used today "
+          f"(reserve {limits['reserve']:,}), {limits['left_today']:,} left; "
+          f"Redis time {limits['redis_time_utc']}")
+    pause = limits["paused_for_seconds"]
+    print(f"pause   {f'{pause:.1f} s left (LinkedIn asked to slow down)' if pause else 'none'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jobops", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -84,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("urns", nargs="+", metavar="URN")
     status.add_argument("--json", action="store_true", help="print JSON for scripts")
     status.set_defaults(run=_status)
+
+    limits = commands.add_parser("limits", help="the shared token, rate limit and daily quota")
+    limits.add_argument("--json", action="store_true", help="print JSON for scripts")
+    limits.set_defaults(run=_limits)
     return parser
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 
@@ -56,19 +56,31 @@ def _body(response: requests.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+class CallPermits(Protocol):
+    def acquire(self) -> int: ...
+
+    def pause(self, seconds: float | None) -> float: ...
+
+
+# LinkedIn's answer when the application's daily allowance is spent (serviceErrorCode 101).
+_DAILY_LIMIT_TEXT = "throttle limit for calls to this resource"
+
+
 class StatusClient:
-    """Asks LinkedIn for the status of task URNs."""
+    """Asks LinkedIn for the status of task URNs, one permit per HTTP call."""
 
     def __init__(
         self,
         session: requests.Session,
         api_url: str,
         tokens: TokenSource,
+        permits: CallPermits,
         timeout_seconds: float,
     ) -> None:
         self._session = session
         self._url = api_url.rstrip("/") + STATUS_PATH
         self._tokens = tokens
+        self._permits = permits
         self._timeout_seconds = timeout_seconds
         self.calls = 0
 
@@ -94,6 +106,7 @@ class StatusClient:
         return page
 
     def _get(self, url: str, token: str) -> requests.Response:
+        self._permits.acquire()
         self.calls += 1
         try:
             return self._session.get(
@@ -122,13 +135,16 @@ class StatusClient:
             raise BadBatchKey(message, http_status=400, service_error_code=service_code)
         if code == 414:
             raise QueryTooLong(message, http_status=414)
-        if code == 429 or code >= 500:
-            raise TransientError(
-                message,
-                http_status=code,
-                service_error_code=service_code,
-                retry_after_seconds=retry_after_seconds(response.headers.get("Retry-After"), now),
-            )
+        if code == 429:
+            wait = retry_after_seconds(response.headers.get("Retry-After"), now)
+            if wait is None and _DAILY_LIMIT_TEXT in message.lower():
+                wait = self._permits.pause(None)
+            elif wait is not None:
+                self._permits.pause(wait)
+            raise TransientError(message, http_status=429, service_error_code=service_code,
+                                 retry_after_seconds=wait)
+        if code >= 500:
+            raise TransientError(message, http_status=code, service_error_code=service_code)
         if code == 403:
             raise TransientError(
                 message,

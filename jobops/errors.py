@@ -9,6 +9,9 @@
         ├── BadBatchKey         400 "Batch key parameter value is invalid"
         ├── QueryTooLong        414: the query string was longer than LinkedIn accepts
         └── TransientError      5xx, 429, timeouts, resets, unreadable bodies: try later
+            ├── RateLimited     no call permit free this second (JOBOPS_CALLS_PER_SECOND)
+            ├── QuotaExhausted  the UTC day's calls are spent (JOBOPS_DAILY_CALL_LIMIT)
+            └── Paused          LinkedIn asked the fleet to pause (429)
 
 No message ever contains a client secret or an access token.
 """
@@ -74,3 +77,15 @@ class TransientError(LinkedInError):
     def __init__(self, message: str, *, retry_after_seconds: float | None = None, **kw: object):
         self.retry_after_seconds = retry_after_seconds
         super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class RateLimited(TransientError):
+    """Raised when no call permit is free within the time a worker may block for one."""
+
+
+class QuotaExhausted(TransientError):
+    """Raised when the UTC day's call allowance is spent; the wait runs to midnight UTC."""
+
+
+class Paused(TransientError):
+    """Raised while the fleet pauses its calls because LinkedIn answered 429."""

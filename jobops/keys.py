@@ -5,14 +5,33 @@
     jobops:outcome:refused:<id>:<index>  same, for an element LinkedIn refused at posting
                                          time (no task URN exists); <id> is the
                                          verification id returned by the scheduler
+    jobops:token                         hash: access_token, fetched_at_ms, expires_at_ms
+                                         (Redis clock); TTL: expires_in minus the refresh
+                                         margin, so it is gone when it should be renewed
+    jobops:token:lock                    who refreshes the token now; TTL: the lock timeout
+    jobops:rate:window                   sorted set of the permits of the last second
+                                         (score: Redis time in ms); TTL: two windows
+    jobops:rate:blocked_until            Redis time (ms) before which nobody calls LinkedIn
+                                         (a 429's Retry-After, or midnight UTC)
+    jobops:quota:<UTC day number>        status calls made that UTC day (days since
+                                         1970-01-01); TTL: two days
+    jobops:clock:offset_ms               test clock: milliseconds added to Redis time, read
+                                         only when JOBOPS_ALLOW_CLOCK_OVERRIDE is set
 
-Celery's own keys (the broker queue, unacked messages) live beside these in the same
-database; none of them starts with ``jobops:``.
+The rate and quota scripts build the quota key from Redis time, so they assume one Redis
+server (not Redis Cluster). Celery's own keys (the broker queue, unacked messages) live
+beside these in the same database; none of them starts with ``jobops:``.
 """
 
 from __future__ import annotations
 
 PREFIX = "jobops:"
+TOKEN = f"{PREFIX}token"
+TOKEN_LOCK = f"{PREFIX}token:lock"
+RATE_WINDOW = f"{PREFIX}rate:window"
+BLOCKED_UNTIL = f"{PREFIX}rate:blocked_until"
+QUOTA_PREFIX = f"{PREFIX}quota:"
+CLOCK_OFFSET = f"{PREFIX}clock:offset_ms"
 
 
 def outcome_key(task_urn: str) -> str:
@@ -21,3 +40,7 @@ def outcome_key(task_urn: str) -> str:
 
 def refused_outcome_key(verification_id: str, element_index: int) -> str:
     return f"{PREFIX}outcome:refused:{verification_id}:{element_index}"
+
+
+def quota_key(utc_day: int) -> str:
+    return f"{QUOTA_PREFIX}{utc_day}"

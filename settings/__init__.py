@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         120.0, alias="JOBOPS_TOKEN_REFRESH_MARGIN_SECONDS", ge=0
     )
     max_query_bytes: int = Field(4096, alias="JOBOPS_MAX_QUERY_BYTES", ge=256, le=4096)
+    token_lock_seconds: float = Field(40.0, alias="JOBOPS_TOKEN_LOCK_SECONDS", gt=0)
+    calls_per_second: int = Field(10, alias="JOBOPS_CALLS_PER_SECOND", ge=1, le=10_000)
+    daily_call_limit: int = Field(300_000, alias="JOBOPS_DAILY_CALL_LIMIT", ge=1)
+    quota_reserve: int = Field(1_000, alias="JOBOPS_QUOTA_RESERVE", ge=0)
+    permit_max_wait_seconds: float = Field(2.0, alias="JOBOPS_PERMIT_MAX_WAIT_SECONDS", ge=0)
+    allow_clock_override: bool = Field(False, alias="JOBOPS_ALLOW_CLOCK_OVERRIDE")
     visibility_timeout_seconds: float = Field(
         7200.0, alias="JOBOPS_VISIBILITY_TIMEOUT_SECONDS", ge=60
     )
@@ -69,6 +75,16 @@ class Settings(BaseSettings):
                     f"JOBOPS_VISIBILITY_TIMEOUT_SECONDS ({limit:g}); "
                     "lower it or raise the visibility timeout"
                 )
+        if self.quota_reserve >= self.daily_call_limit:
+            raise ValueError(
+                f"JOBOPS_QUOTA_RESERVE ({self.quota_reserve}) leaves nothing of "
+                f"JOBOPS_DAILY_CALL_LIMIT ({self.daily_call_limit}); lower the reserve"
+            )
+        if self.token_lock_seconds <= self.http_timeout_seconds:
+            raise ValueError(
+                "JOBOPS_TOKEN_LOCK_SECONDS must be longer than JOBOPS_HTTP_TIMEOUT_SECONDS, or "
+                "a slow token request loses its lock to a second refresher"
+            )
         if self.poll_interval_seconds > self.max_poll_interval_seconds:
             raise ValueError(
                 "JOBOPS_POLL_INTERVAL_SECONDS must not exceed JOBOPS_MAX_POLL_INTERVAL_SECONDS"

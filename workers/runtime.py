@@ -14,7 +14,8 @@ import redis
 import requests
 
 from jobops.client import StatusClient
-from jobops.tokens import ProcessTokenCache, request_token
+from jobops.limits import Limiter
+from jobops.tokens import SharedTokenCache, request_token
 from settings import Settings, get_settings
 
 
@@ -23,12 +24,25 @@ class Runtime:
     settings: Settings
     session: requests.Session
     redis: redis.Redis
-    tokens: ProcessTokenCache
+    tokens: SharedTokenCache
+    limiter: Limiter
     client: StatusClient
+
+
+def build_limiter(settings: Settings, store: redis.Redis) -> Limiter:
+    return Limiter(
+        store,
+        calls_per_second=settings.calls_per_second,
+        daily_limit=settings.daily_call_limit,
+        reserve=settings.quota_reserve,
+        max_wait_seconds=settings.permit_max_wait_seconds,
+        allow_clock_override=settings.allow_clock_override,
+    )
 
 
 def build_runtime(settings: Settings) -> Runtime:
     session = requests.Session()
+    store = redis.Redis.from_url(settings.redis_url)
     fetch = partial(
         request_token,
         session,
@@ -37,16 +51,13 @@ def build_runtime(settings: Settings) -> Runtime:
         settings.linkedin_client_secret.get_secret_value(),
         settings.http_timeout_seconds,
     )
-    tokens = ProcessTokenCache(fetch, settings.token_refresh_margin_seconds)
-    client = StatusClient(session, settings.linkedin_api_url, tokens,
+    tokens = SharedTokenCache(store, fetch, settings.token_refresh_margin_seconds,
+                              settings.token_lock_seconds)
+    limiter = build_limiter(settings, store)
+    client = StatusClient(session, settings.linkedin_api_url, tokens, limiter,
                           settings.http_timeout_seconds)
-    return Runtime(
-        settings=settings,
-        session=session,
-        redis=redis.Redis.from_url(settings.redis_url),
-        tokens=tokens,
-        client=client,
-    )
+    return Runtime(settings=settings, session=session, redis=store, tokens=tokens,
+                   limiter=limiter, client=client)
 
 
 _by_pid: dict[int, Runtime] = {}

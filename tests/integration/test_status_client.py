@@ -6,48 +6,59 @@ import time
 from functools import partial
 
 import pytest
+import redis
 import requests
 
+from jobops import keys
 from jobops.client import StatusClient
-from jobops.errors import BadBatchKey, QueryTooLong, TokenError, TransientError
-from jobops.tokens import ProcessTokenCache, request_token
+from jobops.errors import BadBatchKey, Paused, QueryTooLong, TokenError, TransientError
+from jobops.tokens import SharedTokenCache, request_token
 from sandbox import SandboxState
+from settings import get_settings
 from tests.env import SANDBOX_URL
 from tests.jobs import job, post, task_urns
+from workers.runtime import build_limiter
 
 pytestmark = pytest.mark.integration
 
 
-def make_client(secret: str = "sandbox-secret") -> tuple[StatusClient, ProcessTokenCache]:
+def make_client(store: redis.Redis, secret: str = "sandbox-secret"
+                ) -> tuple[StatusClient, SharedTokenCache]:
     session = requests.Session()
     fetch = partial(request_token, session, SANDBOX_URL + "/oauth/v2/accessToken",
                     "sandbox-client", secret, 5.0)
-    tokens = ProcessTokenCache(fetch, refresh_margin_seconds=60)
-    return StatusClient(session, SANDBOX_URL, tokens, 5.0), tokens
+    tokens = SharedTokenCache(store, fetch, refresh_margin_seconds=60, lock_timeout_seconds=6)
+    limiter = build_limiter(get_settings(), store)
+    return StatusClient(session, SANDBOX_URL, tokens, limiter, 5.0), tokens
 
 
-def test_expired_token_is_replaced_and_the_call_retried_once(sandbox: SandboxState) -> None:
-    client, tokens = make_client()
+def test_expired_token_is_replaced_and_the_call_retried_once(sandbox: SandboxState,
+                                                             store: redis.Redis) -> None:
+    client, tokens = make_client(store)
     urns = task_urns(post([job()], "CREATE"))
     client.fetch(urns, time.time())
     sandbox.expire_tokens()
-    before = len(sandbox.status_calls())
+    before, refreshes = len(sandbox.status_calls()), tokens.refreshes
     page = client.fetch(urns, time.time())
     assert set(page.results) == set(urns)
     assert [c.status for c in sandbox.status_calls()[before:]] == [401, 200]
-    assert tokens.refreshes == 2
+    assert tokens.refreshes == refreshes + 1
 
 
-def test_token_reused_until_near_expiry(sandbox: SandboxState) -> None:
-    client, tokens = make_client()
+def test_token_reused_until_near_expiry(sandbox: SandboxState, store: redis.Redis) -> None:
+    client, tokens = make_client(store)
+    other, other_tokens = make_client(store)  # another process, sharing the same Redis
     urns = task_urns(post([job()], "CREATE"))
     for _ in range(5):
         client.fetch(urns, time.time())
-    assert tokens.refreshes == 1
+        other.fetch(urns, time.time())
+    assert tokens.refreshes + other_tokens.refreshes <= 1
 
 
-def test_wrong_secret_names_the_settings_and_hides_the_secret(sandbox: SandboxState) -> None:
-    client, _ = make_client(secret="not-the-secret-123")
+def test_wrong_secret_names_the_settings_and_hides_the_secret(sandbox: SandboxState,
+                                                              store: redis.Redis) -> None:
+    store.delete("jobops:token")
+    client, _ = make_client(store, secret="not-the-secret-123")
     with pytest.raises(TokenError) as caught:
         client.fetch(task_urns(post([job()], "CREATE")), time.time())
     message = str(caught.value)
@@ -55,8 +66,8 @@ def test_wrong_secret_names_the_settings_and_hides_the_secret(sandbox: SandboxSt
     assert "not-the-secret-123" not in message
 
 
-def test_error_answers_are_classified(sandbox: SandboxState) -> None:
-    client, _ = make_client()
+def test_error_answers_are_classified(sandbox: SandboxState, store: redis.Redis) -> None:
+    client, _ = make_client(store)
     urns = task_urns(post([job()], "CREATE"))
     sandbox.script(400, {"message": "Batch key parameter value is invalid", "status": 400})
     with pytest.raises(BadBatchKey):
@@ -65,6 +76,9 @@ def test_error_answers_are_classified(sandbox: SandboxState) -> None:
     with pytest.raises(TransientError) as caught:
         client.fetch(urns, time.time())
     assert caught.value.retry_after_seconds == 7
+    with pytest.raises(Paused):  # the whole fleet pauses, this client included
+        client.fetch(urns, time.time())
+    store.delete(keys.BLOCKED_UNTIL)
     sandbox.script(503)
     with pytest.raises(TransientError):
         client.fetch(urns, time.time())
