@@ -86,6 +86,7 @@ class SandboxState:
         self._jobs: dict[str, _Job] = {}
         self._tasks: dict[str, SandboxTask] = {}
         self._script: deque[Response] = deque()
+        self._token_script: deque[tuple[int, float]] = deque()
         self._held_jobs: set[str] = set()
         self.calls: list[CallRecord] = []
         self.token_requests = 0
@@ -100,6 +101,14 @@ class SandboxState:
         with self._lock:
             for _ in range(times):
                 self._script.append((status, body or {"status": status}, headers or {}))
+
+    def script_token(self, status: int = 200, delay_seconds: float = 0.0, times: int = 1
+                     ) -> None:
+        """The next ``times`` token requests wait ``delay_seconds``, then fail with ``status``
+        (200: answer normally after the delay)."""
+        with self._lock:
+            for _ in range(times):
+                self._token_script.append((status, delay_seconds))
 
     def hold(self, external_id: str) -> None:
         """Tasks of this job (present and future) stay IN_PROGRESS."""
@@ -139,6 +148,12 @@ class SandboxState:
         with self._lock:
             self.token_requests += 1
             self._log("/oauth/v2/accessToken", 0)
+            status, delay = self._token_script.popleft() if self._token_script else (200, 0.0)
+        if delay:
+            time.sleep(delay)  # outside the lock: a slow token endpoint stalls nobody else
+        if status != 200:
+            return status, {"error": "server_error", "error_description": "scripted"}, {}
+        with self._lock:
             def one(name: str) -> str:
                 return (form.get(name) or [""])[0]
             if one("grant_type") != "client_credentials":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +111,23 @@ class Recorder:
 @pytest.fixture
 def recorder(store: redis.Redis, request: pytest.FixtureRequest) -> Recorder:
     return Recorder(store, f"{request.node.name}-{uuid.uuid4().hex[:6]}")
+
+
+@pytest.fixture
+def jobops_worker(workers: dict[str, Path], tmp_path: Path
+                  ) -> Iterator[Callable[..., str]]:
+    """Start an extra jobops worker with its own settings and queue; returns the queue."""
+    started = []
+
+    def start(concurrency: int = 3, **env: str) -> str:
+        queue = f"jobops-extra-{uuid.uuid4().hex[:8]}"
+        log_path = tmp_path / f"{queue}.log"
+        process = start_worker("workers", queue, {**TEST_ENV, **env, "JOBOPS_QUEUE": queue},
+                               log_path, concurrency=concurrency)
+        started.append(process)
+        wait_ready(process, log_path)
+        return queue
+
+    yield start
+    for process in started:
+        stop(process)
