@@ -60,6 +60,33 @@ def _status(args: argparse.Namespace) -> int:
     return 1 if report.error else 0
 
 
+def _outcome(args: argparse.Namespace) -> int:
+    from workers.runtime import runtime
+
+    records = runtime().records
+    if args.job:
+        found = records.for_job(args.job)
+        missing = [] if found else [f"--job {args.job}"]
+    else:
+        answers = [records.outcome(urn) for urn in args.urns]
+        found = [o for o in answers if o is not None]
+        missing = [urn for urn, o in zip(args.urns, answers, strict=True) if o is None]
+    if args.json:
+        print(json.dumps({"outcomes": found, "missing": missing}))
+    else:
+        for o in found:
+            live = {True: "live", False: "not live", None: "-"}[o["job_live"]]
+            codes = ",".join(e["code"] for e in o["errors"]) or "-"
+            print(f"{o['status']:<10} {o['operation']:<7} {live:<9} "
+                  f"{o['external_job_posting_id'] or '-':<20} {o['location'] or '-':<20} "
+                  f"{codes:<24} {o['task_urn']}")
+            for entry in o["errors"]:
+                print(f"{'':<10} {entry['code']}: {entry['resolution']}")
+        for what in missing:
+            print(f"no outcome recorded for {what}", file=sys.stderr)
+    return 1 if missing else 0
+
+
 def _limits(args: argparse.Namespace) -> int:
     from workers.runtime import runtime
 
@@ -111,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("urns", nargs="+", metavar="URN")
     status.add_argument("--json", action="store_true", help="print JSON for scripts")
     status.set_defaults(run=_status)
+
+    outcome = commands.add_parser("outcome", help="read recorded outcomes (no LinkedIn call)")
+    target = outcome.add_mutually_exclusive_group(required=True)
+    target.add_argument("urns", nargs="*", default=[], metavar="URN")
+    target.add_argument("--job", metavar="EXTERNAL_JOB_POSTING_ID",
+                        help="every recorded outcome of this job")
+    outcome.add_argument("--json", action="store_true", help="print JSON for scripts")
+    outcome.set_defaults(run=_outcome)
 
     limits = commands.add_parser("limits", help="the shared token, rate limit and daily quota")
     limits.add_argument("--json", action="store_true", help="print JSON for scripts")

@@ -5,6 +5,15 @@
     jobops:outcome:refused:<id>:<index>  same, for an element LinkedIn refused at posting
                                          time (no task URN exists); <id> is the
                                          verification id returned by the scheduler
+    jobops:job:<externalJobPostingId>:urns
+                                         set of the job's task URNs with an outcome record;
+                                         TTL: as the outcomes
+    jobops:job:<externalJobPostingId>:state
+                                         hash: location (and "*", any location) -> JSON of
+                                         the outcome that last said whether the job is live
+                                         (the most recent operation wins); TTL: as above
+    jobops:outcome:job:<digest>          the JOB_COMPLETE summary sent for one job of one
+                                         operation (<digest>: of its task URNs)
     jobops:token                         hash: access_token, fetched_at_ms, expires_at_ms
                                          (Redis clock); TTL: expires_in minus the refresh
                                          margin, so it is gone when it should be renewed
@@ -25,6 +34,8 @@ beside these in the same database; none of them starts with ``jobops:``.
 
 from __future__ import annotations
 
+import hashlib
+
 PREFIX = "jobops:"
 TOKEN = f"{PREFIX}token"
 TOKEN_LOCK = f"{PREFIX}token:lock"
@@ -44,3 +55,16 @@ def refused_outcome_key(verification_id: str, element_index: int) -> str:
 
 def quota_key(utc_day: int) -> str:
     return f"{QUOTA_PREFIX}{utc_day}"
+
+
+def job_index_key(external_job_posting_id: str) -> str:
+    return f"{PREFIX}job:{external_job_posting_id}:urns"
+
+
+def job_state_key(external_job_posting_id: str) -> str:
+    return f"{PREFIX}job:{external_job_posting_id}:state"
+
+
+def job_summary_key(task_urns: list[str]) -> str:
+    digest = hashlib.sha256("\n".join(sorted(task_urns)).encode()).hexdigest()[:32]
+    return f"{PREFIX}outcome:job:{digest}"

@@ -57,7 +57,7 @@ def job_live(status: Status, operation: Operation) -> bool | None:
 
 
 def utc_iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
 def build_outcome(

@@ -33,6 +33,21 @@ class PollReport:
     pending: list[str] = field(default_factory=list)
     calls: int = 0
     error: LinkedInError | None = None
+    # The job of every URN LinkedIn answered for, IN_PROGRESS ones included.
+    jobs: dict[str, str] = field(default_factory=dict)
+
+
+def _entry(urn: str, page: StatusPage, report: PollReport) -> dict[str, Any] | None:
+    """LinkedIn's entry for ``urn``, or None after sorting a URN that has none."""
+    found = page.results.get(urn)
+    if isinstance(found, dict):
+        return found
+    if found is None and urn in page.errors:
+        report.invalid[urn] = _error_text(page.errors[urn])
+    else:
+        log.warning("status answer has no usable entry for %s; asking again later", urn)
+        report.pending.append(urn)
+    return None
 
 
 def _sort_page(asked: list[str], page: StatusPage, report: PollReport) -> None:
@@ -41,19 +56,11 @@ def _sort_page(asked: list[str], page: StatusPage, report: PollReport) -> None:
         if urn not in asked_set:
             log.warning("status answer holds %s, which was not asked for; ignored", urn)
     for urn in asked:
-        found = page.results.get(urn)
-        if found is None:
-            if urn in page.errors:
-                report.invalid[urn] = _error_text(page.errors[urn])
-            else:
-                log.warning("status answer has no entry for %s; asking again later", urn)
-                report.pending.append(urn)
+        result = _entry(urn, page, report)
+        if result is None:
             continue
-        if not isinstance(found, dict):
-            log.warning("status entry for %s is not an object; asking again later", urn)
-            report.pending.append(urn)
-            continue
-        result: dict[str, Any] = found
+        if isinstance(result.get("externalJobPostingId"), str):
+            report.jobs[urn] = result["externalJobPostingId"]
         if result.get("id") not in (None, urn):
             # The seed's own sample shows an entry whose id differs from its key; the key
             # is what was asked for, so it wins.

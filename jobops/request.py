@@ -20,7 +20,9 @@ from jobops.urns import describe_invalid, is_task_urn
 
 # DEFAULT receives every outcome whose status has no callback of its own.
 DEFAULT_CALLBACK = "DEFAULT"
-CALLBACK_KEYS = frozenset(OUTCOME_STATUSES) | {DEFAULT_CALLBACK}
+# JOB_COMPLETE receives one summary per job once all its locations have ended.
+JOB_COMPLETE_CALLBACK = "JOB_COMPLETE"
+CALLBACK_KEYS = frozenset(OUTCOME_STATUSES) | {DEFAULT_CALLBACK, JOB_COMPLETE_CALLBACK}
 _TASK_NAME = re.compile(r"[A-Za-z_][\w.:-]{0,199}")
 MAX_URNS_PER_REQUEST = 50_000
 MAX_CONTEXT_BYTES = 16_384
@@ -36,10 +38,13 @@ class VerificationRequest:
     poll_round: int = 0
     # Outcomes delivered by earlier rounds, by status: the final summary covers them all.
     tally: Mapping[str, int] = field(default_factory=dict)
+    # Only with a JOB_COMPLETE callback: each job's task URNs, for jobs not yet complete.
+    jobs: Mapping[str, list[str]] = field(default_factory=dict)
 
     def as_kwargs(self, task_urns: list[str] | tuple[str, ...] | None = None,
                   poll_round: int | None = None,
-                  tally: Mapping[str, int] | None = None) -> dict[str, Any]:
+                  tally: Mapping[str, int] | None = None,
+                  jobs: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
         """Task kwargs for this request, optionally narrowed to ``task_urns``."""
         kwargs = {
             "task_urns": list(self.task_urns if task_urns is None else task_urns),
@@ -52,6 +57,9 @@ class VerificationRequest:
         tally = self.tally if tally is None else tally
         if tally:
             kwargs["tally"] = dict(tally)
+        jobs = self.jobs if jobs is None else jobs
+        if jobs:
+            kwargs["jobs"] = {job: list(urns) for job, urns in jobs.items()}
         return kwargs
 
 
@@ -176,6 +184,10 @@ def parse_request(kwargs: Mapping[str, Any], *, now: float, strict: bool) -> Ver
     if not isinstance(tally, Mapping) or not all(
             isinstance(k, str) and isinstance(v, int) for k, v in tally.items()):
         raise InvalidRequest("tally must map outcome statuses to counts")
+    jobs = kwargs.get("jobs") or {}
+    if not isinstance(jobs, Mapping) or not all(
+            isinstance(urns, list) for urns in jobs.values()):
+        raise InvalidRequest("jobs must map externalJobPostingIds to task URN lists")
     return VerificationRequest(
         task_urns=parse_urns(kwargs.get("task_urns"), strict=strict),
         operation=parse_operation(kwargs.get("operation")),
@@ -184,4 +196,5 @@ def parse_request(kwargs: Mapping[str, Any], *, now: float, strict: bool) -> Ver
         requested_at=parse_timestamp(kwargs.get("requested_at"), default=now),
         poll_round=poll_round,
         tally=dict(tally),
+        jobs={str(job): list(urns) for job, urns in jobs.items()},
     )

@@ -28,6 +28,7 @@ class RunResult:
     calls: int = 0
     error: LinkedInError | None = None
     next_check_seconds: float | None = None
+    jobs: dict[str, str] = field(default_factory=dict)  # task URN -> externalJobPostingId
 
     def tally(self, earlier: Mapping[str, int]) -> dict[str, int]:
         """Outcomes by status, this run's added to ``earlier`` rounds'."""
@@ -89,7 +90,7 @@ def run_once(
     deadline = request.requested_at + settings.task_lifespan_seconds
     if askable and now < deadline:
         report = poll(fetcher, askable, settings.max_query_bytes, now)
-        result.calls, result.error = report.calls, report.error
+        result.calls, result.error, result.jobs = report.calls, report.error, report.jobs
         for urn, entry in report.decided.items():
             outcome(urn, Status(entry["status"]), result=entry)
         for urn, reason in report.invalid.items():

@@ -15,7 +15,7 @@ from jobops.errors import InvalidRequest
 from jobops.keys import refused_outcome_key
 from jobops.outcomes import Operation, Status, build_outcome
 from jobops.request import VerificationRequest, parse_request
-from tasks.callbacks import deliver
+from tasks.callbacks import deliver, outcome_callback
 from workers import app
 from workers.runtime import runtime
 
@@ -137,7 +137,9 @@ def schedule_from_answer(
             )
             outcome["element_index"] = index
             outcomes.append((refused_outcome_key(verification_id, index), outcome))
-        deliver(app, rt.redis, rt.settings, outcomes, request.callbacks)
+        deliver(app, rt.records, rt.settings.callback_queue,
+                [(key, o, outcome_callback(request.callbacks, o["status"]))
+                 for key, o in outcomes])
     return {
         "verification_id": verification_id,
         "task_urns": len(urns),

@@ -7,16 +7,15 @@ import time
 from typing import Any
 
 from celery import Task
-from kombu.exceptions import OperationalError
-from redis.exceptions import RedisError
 
 from jobops.errors import InvalidRequest
-from jobops.keys import outcome_key
-from jobops.request import parse_request
-from jobops.verification import run_once
-from tasks.callbacks import deliver
+from jobops.jobs import completed_jobs, job_summary
+from jobops.keys import job_summary_key, outcome_key
+from jobops.request import JOB_COMPLETE_CALLBACK, VerificationRequest, parse_request
+from jobops.verification import RunResult, run_once
+from tasks.callbacks import deliver, outcome_callback
 from workers import app
-from workers.runtime import runtime
+from workers.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +24,42 @@ class StillPending(Exception):
     """Raised as the reason of a retry; Flower shows its text."""
 
 
-# Redis or the broker failing mid-run must not lose the verification: Celery retries it
-# (same arguments; outcomes already delivered are skipped by their record).
+def _deliver_job_summaries(rt: Runtime, request: VerificationRequest, result: RunResult
+                           ) -> dict[str, list[str]]:
+    """Send JOB_COMPLETE for each job whose locations have all ended; returns the rest."""
+    jobs = {job: list(urns) for job, urns in request.jobs.items()}
+    for urn, job in result.jobs.items():
+        if urn not in jobs.setdefault(job, []):
+            jobs[job].append(urn)
+    known = {urn for urns in jobs.values() for urn in urns}
+    pending = set(result.pending)
+    done = completed_jobs(jobs, pending, pending_unknown=not pending <= known)
+    if not done:
+        return jobs
+    this_run = {o["task_urn"]: o for o in result.outcomes}
+    spec = request.callbacks[JOB_COMPLETE_CALLBACK]
+    items = []
+    for job in done:
+        urns = jobs.pop(job)
+        earlier = [u for u in urns if u not in this_run]
+        recorded = dict(zip(earlier, rt.records.outcomes([outcome_key(u) for u in earlier]),
+                            strict=True))
+        outcomes = [this_run.get(u) or recorded.get(u) for u in urns]
+        found = [o for o in outcomes if o is not None]
+        summary = job_summary(job, request.operation.value, dict(request.context), found)
+        items.append((job_summary_key(urns), summary, spec))
+    deliver(app, rt.records, rt.settings.callback_queue, items)
+    return jobs
+
+
+# Nothing that goes wrong mid-run may drop a verification (a failed task is acknowledged
+# and gone): Redis or the broker failing, or a bug, retries it with backoff, visible in
+# Flower with its exception; outcomes already delivered are skipped by their record.
 @app.task(
     bind=True,
     name="jobops.verify_job_operation",
     max_retries=None,
-    autoretry_for=(RedisError, OperationalError, ConnectionError),
+    autoretry_for=(Exception,),
     retry_backoff=5,
     retry_backoff_max=300,
     retry_jitter=True,
@@ -50,13 +78,12 @@ def verify_job_operation(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any
 
     rt = runtime()
     result = run_once(request, rt.client, rt.settings, now)
-    deliver(
-        app,
-        rt.redis,
-        rt.settings,
-        [(outcome_key(o["task_urn"]), o) for o in result.outcomes],
-        request.callbacks,
-    )
+    rt.records.fill_job_state(result.outcomes)
+    deliver(app, rt.records, rt.settings.callback_queue,
+            [(outcome_key(o["task_urn"]), o, outcome_callback(request.callbacks, o["status"]))
+             for o in result.outcomes])
+    jobs = (_deliver_job_summaries(rt, request, result)
+            if JOB_COMPLETE_CALLBACK in request.callbacks else {})
     summary = result.summary(request.operation.value, request.tally)
     log.info("verification %s round %d: %s", self.request.id, request.poll_round, summary)
     if result.pending and result.next_check_seconds is not None:
@@ -67,7 +94,7 @@ def verify_job_operation(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any
         reason = StillPending(f"{why}, next check in {result.next_check_seconds:.0f} s")
         raise self.retry(
             kwargs=request.as_kwargs(result.pending, request.poll_round + 1,
-                                     result.tally(request.tally)),
+                                     result.tally(request.tally), jobs),
             countdown=result.next_check_seconds,
             exc=reason,
         )

@@ -78,6 +78,11 @@ def workers(store: redis.Redis, sandbox_server: SandboxServer,
     finally:
         for process in started:
             stop(process)
+    # A task that raised was retried, not lost, but it is a bug all the same.
+    for log_path in logs.iterdir():
+        crashes = [line for line in log_path.read_text(errors="replace").splitlines()
+                   if "raised unexpected" in line or "Retry in" in line and "Error(" in line]
+        assert not crashes, f"{log_path.name}: {crashes[:3]}"
 
 
 class Recorder:
@@ -102,7 +107,7 @@ class Recorder:
         while len(found := self.outcomes()) < count:
             if time.monotonic() > deadline:
                 pytest.fail(f"{len(found)} of {count} outcomes after {timeout_seconds} s: "
-                            f"{sorted(o['task_urn'] or '-' for o in found)[:10]}")
+                            f"{sorted(o.get('task_urn') or '-' for o in found)[:10]}")
             time.sleep(0.1)
         time.sleep(settle_seconds)
         return self.outcomes()

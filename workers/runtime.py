@@ -15,6 +15,7 @@ import requests
 
 from jobops.client import StatusClient
 from jobops.limits import Limiter
+from jobops.records import Records
 from jobops.tokens import SharedTokenCache, request_token
 from settings import Settings, get_settings
 
@@ -27,6 +28,7 @@ class Runtime:
     tokens: SharedTokenCache
     limiter: Limiter
     client: StatusClient
+    records: Records
 
 
 def build_limiter(settings: Settings, store: redis.Redis) -> Limiter:
@@ -56,8 +58,9 @@ def build_runtime(settings: Settings) -> Runtime:
     limiter = build_limiter(settings, store)
     client = StatusClient(session, settings.linkedin_api_url, tokens, limiter,
                           settings.http_timeout_seconds)
+    records = Records(store, ttl_seconds=int(settings.task_lifespan_seconds + 86_400))
     return Runtime(settings=settings, session=session, redis=store, tokens=tokens,
-                   limiter=limiter, client=client)
+                   limiter=limiter, client=client, records=records)
 
 
 _by_pid: dict[int, Runtime] = {}

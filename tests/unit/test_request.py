@@ -48,7 +48,7 @@ def test_accepted_and_deduplicated() -> None:
     request = parse(task_urns=[GOOD, GOOD], requested_at="2026-11-29T10:00:00+00:00",
                     callbacks={"SUCCEEDED": {"task": "p.done", "options": {"queue": "q"}}})
     assert request.task_urns == (GOOD,)
-    assert request.as_kwargs()["requested_at"] == "2026-11-29T10:00:00+00:00"
+    assert request.as_kwargs()["requested_at"] == "2026-11-29T10:00:00.000+00:00"
 
 
 def test_backoff_grows_caps_and_jitters() -> None:
