@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import random
+import socket
+import struct
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -35,10 +39,45 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
+    def _fault(self, kind: str, state: SandboxState) -> bool:
+        """Play fault ``kind``; True when the answer has been given (or refused)."""
+        if kind in ("timeout", "slow"):
+            time.sleep(state.config.fault_timeout_seconds if kind == "timeout"
+                       else state.config.fault_slow_seconds)
+            return False
+        if kind == "revoke":
+            state.revoke(self.headers.get("Authorization"))
+            return False
+        self.close_connection = True
+        if kind == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+        elif kind == "error_5xx":
+            self._send((random.choice((500, 502, 503, 504)),
+                        {"message": "Internal Server Error", "status": 500}, {}))
+        elif kind == "throttle":
+            self._send((429, {"message": "Too many requests", "status": 429},
+                        {"Retry-After": "1"}))
+        elif kind == "malformed":
+            self._send_raw(200, b'{"results": {"urn:li:simpleJobPostingTask:')
+        elif kind == "truncated":
+            self._send_raw(200, b'{"results": {}, "errors": {}}', declared_extra=200)
+        return True
+
+    def _send_raw(self, status: int, payload: bytes, declared_extra: int = 0) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload) + declared_extra))
+        self.end_headers()
+        self.wfile.write(payload)
+
     def do_GET(self) -> None:  # noqa: N802 - stdlib's name
         parts = urlsplit(self.path)
         state = self.server.state
         if parts.path == "/v2/simpleJobPostingTasks":
+            fault = state.pick_fault()
+            if fault and self._fault(fault, state):
+                return
             self._send(state.task_status(parts.query, self.headers.get("Authorization")))
         elif parts.path == "/_sandbox/calls":
             calls = state.status_calls()

@@ -28,6 +28,9 @@ REQUIRED_FOR_EXISTING = ("externalJobPostingId", "jobPostingOperationType")
 CLIENT_ERROR = ("Job processing failed due to a client-side error. Please check payload and "
                 "integration setup. Error details: ")
 Response = tuple[int, dict[str, Any], dict[str, str]]
+# What the sandbox can do wrong on a status call, as a real API and network might.
+FAULTS = ("error_5xx", "timeout", "slow", "reset", "malformed", "truncated", "throttle",
+          "revoke")
 
 
 @dataclass
@@ -44,6 +47,10 @@ class SandboxConfig:
     in_progress_jitter_seconds: float = 0.0
     migrating_organizations: frozenset[str] = frozenset()
     unknown_locations: frozenset[str] = frozenset({"Atlantis", "Nowhere"})
+    # Probability per status call of each fault; see FAULTS.
+    fault_rates: dict[str, float] = field(default_factory=dict)
+    fault_timeout_seconds: float = 3.0
+    fault_slow_seconds: float = 0.5
     max_query_bytes: int = 4096
     max_elements: int = 100
     max_locations: int = 7
@@ -91,6 +98,7 @@ class SandboxState:
         self.calls: list[CallRecord] = []
         self.token_requests = 0
         self.refused_elements = 0
+        self.faults: dict[str, int] = {}
         self._random = random.Random(7)
 
     # ----- test controls -----------------------------------------------------------
@@ -109,6 +117,24 @@ class SandboxState:
         with self._lock:
             for _ in range(times):
                 self._token_script.append((status, delay_seconds))
+
+    def pick_fault(self) -> str | None:
+        """A fault for this call, drawn by the configured rates; None for an honest answer."""
+        with self._lock:
+            draw = self._random.random()
+            for kind, rate in self.config.fault_rates.items():
+                if draw < rate:
+                    self.faults[kind] = self.faults.get(kind, 0) + 1
+                    return kind
+                draw -= rate
+            return None
+
+    def revoke(self, authorization: str | None) -> None:
+        """The presented token stops working now, long before its expiry."""
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        with self._lock:
+            if token in self._tokens:
+                self._tokens[token] = self.clock() - 1
 
     def hold(self, external_id: str) -> None:
         """Tasks of this job (present and future) stay IN_PROGRESS."""

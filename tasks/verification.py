@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from celery import Task
+from celery.exceptions import Reject, Retry
 
 from jobops.errors import InvalidRequest
 from jobops.jobs import completed_jobs, job_summary
 from jobops.keys import job_summary_key, outcome_key
 from jobops.request import JOB_COMPLETE_CALLBACK, VerificationRequest, parse_request
+from jobops.retry import backoff_seconds
 from jobops.verification import RunResult, run_once
 from tasks.callbacks import deliver, outcome_callback
 from workers import app
@@ -52,20 +54,37 @@ def _deliver_job_summaries(rt: Runtime, request: VerificationRequest, result: Ru
     return jobs
 
 
-# Nothing that goes wrong mid-run may drop a verification (a failed task is acknowledged
-# and gone): Redis or the broker failing, or a bug, retries it with backoff, visible in
-# Flower with its exception; outcomes already delivered are skipped by their record.
-@app.task(
-    bind=True,
-    name="jobops.verify_job_operation",
-    max_retries=None,
-    autoretry_for=(Exception,),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-)
+def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
+           reason: Exception) -> NoReturn:
+    """Schedule the next run; if that cannot be published, hand the message back.
+
+    Celery answers a retry it cannot publish with Reject(requeue=False), which drops the
+    verification; requeueing the message being run keeps it (it is idempotent).
+    """
+    try:
+        raise task.retry(kwargs=kwargs, countdown=countdown_seconds, exc=reason)
+    except Reject as rejected:
+        log.error("verification %s: next check could not be published (%s); requeued",
+                  task.request.id, rejected.reason)
+        raise Reject(rejected.reason, requeue=True) from None
+
+
+@app.task(bind=True, name="jobops.verify_job_operation", max_retries=None)
 def verify_job_operation(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Verify the task URNs of one CREATE/UPDATE/RENEW/CLOSE call."""
+    try:
+        return _verify(self, args, kwargs)
+    except (Retry, Reject):
+        raise
+    except Exception as error:
+        # A failed task is acknowledged and gone: Redis or the broker failing mid-run, or a
+        # bug, retries instead (outcomes already delivered are skipped by their record),
+        # visible in Flower with its exception.
+        log.exception("verification %s failed; retrying", self.request.id)
+        _retry(self, kwargs, backoff_seconds(self.request.retries, 5, 300), error)
+
+
+def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
     now = time.time()
     try:
         if args:
@@ -73,7 +92,7 @@ def verify_job_operation(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any
         request = parse_request(kwargs, now=now, strict=False)
     except InvalidRequest as error:
         # A poison message: retrying cannot fix it, so it is logged and dropped.
-        log.error("verification %s rejected: %s", self.request.id, error)
+        log.error("verification %s rejected: %s", task.request.id, error)
         return {"rejected": str(error)}
 
     rt = runtime()
@@ -85,17 +104,15 @@ def verify_job_operation(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any
     jobs = (_deliver_job_summaries(rt, request, result)
             if JOB_COMPLETE_CALLBACK in request.callbacks else {})
     summary = result.summary(request.operation.value, request.tally)
-    log.info("verification %s round %d: %s", self.request.id, request.poll_round, summary)
+    log.info("verification %s round %d: %s", task.request.id, request.poll_round, summary)
     if result.pending and result.next_check_seconds is not None:
         if result.error is not None:
             why = f"LinkedIn call failed ({result.error})"
         else:
             why = f"{len(result.pending)} of {len(request.task_urns)} URNs still IN_PROGRESS"
-        reason = StillPending(f"{why}, next check in {result.next_check_seconds:.0f} s")
-        raise self.retry(
-            kwargs=request.as_kwargs(result.pending, request.poll_round + 1,
-                                     result.tally(request.tally), jobs),
-            countdown=result.next_check_seconds,
-            exc=reason,
-        )
+        _retry(task,
+               request.as_kwargs(result.pending, request.poll_round + 1,
+                                 result.tally(request.tally), jobs),
+               result.next_check_seconds,
+               StillPending(f"{why}, next check in {result.next_check_seconds:.0f} s"))
     return summary

@@ -29,7 +29,7 @@ def make_client(store: redis.Redis, secret: str = "sandbox-secret"
                     "sandbox-client", secret, 5.0)
     tokens = SharedTokenCache(store, fetch, refresh_margin_seconds=60, lock_timeout_seconds=6)
     limiter = build_limiter(get_settings(), store)
-    return StatusClient(session, SANDBOX_URL, tokens, limiter, 5.0), tokens
+    return StatusClient(session, SANDBOX_URL, tokens, limiter, 2.0), tokens
 
 
 def test_expired_token_is_replaced_and_the_call_retried_once(sandbox: SandboxState,
@@ -85,3 +85,37 @@ def test_error_answers_are_classified(sandbox: SandboxState, store: redis.Redis)
     too_many = [f"urn:li:simpleJobPostingTask:{i:036d}" for i in range(60)]
     with pytest.raises(QueryTooLong):
         client.fetch(too_many, time.time())
+
+
+@pytest.mark.parametrize("fault", ["error_5xx", "timeout", "reset", "malformed", "truncated",
+                                   "throttle"])
+def test_every_fault_is_a_transient_error(sandbox: SandboxState, store: redis.Redis,
+                                          fault: str) -> None:
+    client, _ = make_client(store)
+    urns = task_urns(post([job()], "CREATE"))
+    sandbox.config.fault_rates = {fault: 1.0}
+    try:
+        with pytest.raises(TransientError):
+            client.fetch(urns, time.time())
+    finally:
+        sandbox.config.fault_rates = {}
+        store.delete(keys.BLOCKED_UNTIL)
+    assert set(client.fetch(urns, time.time()).results) == set(urns)
+
+
+def test_slow_answers_are_waited_for(sandbox: SandboxState, store: redis.Redis) -> None:
+    client, _ = make_client(store)
+    urns = task_urns(post([job()], "CREATE"))
+    sandbox.config.fault_rates = {"slow": 1.0}
+    try:
+        page = client.fetch(urns, time.time())
+    finally:
+        sandbox.config.fault_rates = {}
+    assert set(page.results) == set(urns)
+
+
+def test_a_token_revoked_early_is_replaced(sandbox: SandboxState, store: redis.Redis) -> None:
+    client, tokens = make_client(store)
+    urns = task_urns(post([job()], "CREATE"))
+    sandbox.revoke(f"Bearer {tokens.token()}")
+    assert set(client.fetch(urns, time.time()).results) == set(urns)
