@@ -20,20 +20,29 @@ from workers import app
 from workers.runtime import runtime
 
 VERIFY_TASK = "jobops.verify_job_operation"
+# URNs per verify_job_operation message: a big request becomes several tasks, so no one
+# message or run grows without bound (a POST answer, at most 700 URNs, is never split).
+URNS_PER_TASK = 1_000
 
 
-def _send(request: VerificationRequest, countdown_seconds: float | None) -> str:
+def _send(request: VerificationRequest, countdown_seconds: float | None) -> list[str]:
     settings = runtime().settings
-    verification_id = str(uuid.uuid4())
-    app.send_task(
-        VERIFY_TASK,
-        kwargs=request.as_kwargs(),
-        queue=settings.queue,
-        countdown=settings.first_check_seconds if countdown_seconds is None
-        else countdown_seconds,
-        task_id=verification_id,
-    )
-    return verification_id
+    urns = list(request.task_urns)
+    ids = []
+    with app.producer_or_acquire() as producer:
+        for start in range(0, len(urns), URNS_PER_TASK):
+            verification_id = str(uuid.uuid4())
+            app.send_task(
+                VERIFY_TASK,
+                kwargs=request.as_kwargs(urns[start:start + URNS_PER_TASK]),
+                queue=settings.queue,
+                countdown=settings.first_check_seconds if countdown_seconds is None
+                else countdown_seconds,
+                task_id=verification_id,
+                producer=producer,
+            )
+            ids.append(verification_id)
+    return ids
 
 
 def verify_urns(
@@ -57,11 +66,9 @@ def verify_urns(
         now=time.time(),
         strict=True,
     )
-    return {
-        "verification_id": _send(request, countdown_seconds),
-        "task_urns": len(request.task_urns),
-        "refused": 0,
-    }
+    ids = _send(request, countdown_seconds)
+    return {"verification_id": ids[0], "verification_ids": ids,
+            "task_urns": len(request.task_urns), "refused": 0}
 
 
 def split_post_answer(answer: Any) -> tuple[list[str], list[tuple[int, dict[str, Any]]]]:
@@ -121,7 +128,8 @@ def schedule_from_answer(
         now=now,
         strict=True,
     )
-    verification_id = _send(request, countdown_seconds) if urns else str(uuid.uuid4())
+    ids = _send(request, countdown_seconds) if urns else [str(uuid.uuid4())]
+    verification_id = ids[0]
     if refused:
         rt = runtime()
         outcomes = []
@@ -142,6 +150,7 @@ def schedule_from_answer(
                  for key, o in outcomes])
     return {
         "verification_id": verification_id,
+        "verification_ids": ids,
         "task_urns": len(urns),
         "refused": len(refused),
     }

@@ -81,7 +81,8 @@ def workers(store: redis.Redis, sandbox_server: SandboxServer,
     # A task that raised was retried, not lost, but it is a bug all the same.
     for log_path in logs.iterdir():
         crashes = [line for line in log_path.read_text(errors="replace").splitlines()
-                   if "raised unexpected" in line or "Retry in" in line and "Error(" in line]
+                   if "raised unexpected" in line or "failed; retrying" in line
+                   or "Unrecoverable error" in line]
         assert not crashes, f"{log_path.name}: {crashes[:3]}"
 
 
