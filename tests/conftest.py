@@ -9,6 +9,9 @@ Redis: JOBOPS_TEST_REDIS_URL, default database 13 of the local server; it is flu
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,8 +20,9 @@ from typing import Any
 
 import pytest
 import redis
+import requests
 
-from jobops.processes import start_worker, stop, wait_ready
+from jobops.processes import free_port, start_worker, stop, wait_ready
 from sandbox import SandboxConfig, SandboxServer, SandboxState
 from tests.env import REDIS_URL, SANDBOX_PORT, TEST_ENV
 
@@ -137,3 +141,31 @@ def jobops_worker(workers: dict[str, Path], tmp_path: Path
     yield start
     for process in started:
         stop(process)
+
+
+FLOWER_AUTH = ("ops", "flower-test-password")
+
+
+@pytest.fixture(scope="session")
+def flower(workers: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[str]:
+    """Flower against the test broker, behind a login; yields its URL."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("flower") / "flower.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers", "flower", f"--port={port}",
+         "--address=127.0.0.1", f"--basic-auth={':'.join(FLOWER_AUTH)}"],
+        env={**os.environ, **TEST_ENV}, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(url + "/healthcheck", timeout=1)
+            break
+        except requests.ConnectionError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"flower did not start: {log_path.read_text()}") from None
+            time.sleep(0.2)
+    yield url
+    stop(process)
