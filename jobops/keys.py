@@ -14,6 +14,14 @@
                                          (the most recent operation wins); TTL: as above
     jobops:outcome:job:<digest>          the JOB_COMPLETE summary sent for one job of one
                                          operation (<digest>: of its task URNs)
+    jobops:run:<verification id>:<round>
+                                         "running:<id>" while one copy of that round's
+                                         message runs (TTL: JOBOPS_RUN_LEASE_SECONDS), then
+                                         "done" (TTL: two visibility timeouts)
+    jobops:pending                       sorted set: unfinished verification ids, scored by
+                                         when their next round is overdue (epoch s)
+    jobops:pending:<verification id>     JSON kwargs of that next round; TTL: the lifespan
+    jobops:sweep:lock                    one sweeper at a time; TTL: the sweep interval
     jobops:token                         hash: access_token, fetched_at_ms, expires_at_ms
                                          (Redis clock); TTL: expires_in minus the refresh
                                          margin, so it is gone when it should be renewed
@@ -43,6 +51,8 @@ RATE_WINDOW = f"{PREFIX}rate:window"
 BLOCKED_UNTIL = f"{PREFIX}rate:blocked_until"
 QUOTA_PREFIX = f"{PREFIX}quota:"
 CLOCK_OFFSET = f"{PREFIX}clock:offset_ms"
+PENDING = f"{PREFIX}pending"
+SWEEP_LOCK = f"{PREFIX}sweep:lock"
 
 
 def outcome_key(task_urn: str) -> str:
@@ -68,3 +78,11 @@ def job_state_key(external_job_posting_id: str) -> str:
 def job_summary_key(task_urns: list[str]) -> str:
     digest = hashlib.sha256("\n".join(sorted(task_urns)).encode()).hexdigest()[:32]
     return f"{PREFIX}outcome:job:{digest}"
+
+
+def run_key(verification_id: str, poll_round: int) -> str:
+    return f"{PREFIX}run:{verification_id}:{poll_round}"
+
+
+def pending_args_key(verification_id: str) -> str:
+    return f"{PREFIX}pending:{verification_id}"

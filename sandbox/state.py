@@ -164,6 +164,10 @@ class SandboxState:
             posts = sum(1 for c in self.calls if c.path == "/v2/simpleJobPostings")
             return {"tasks": len(self._tasks), "refused": self.refused_elements, "posts": posts}
 
+    def tasks_snapshot(self) -> dict[str, SandboxTask]:
+        with self._lock:
+            return dict(self._tasks)
+
     def task(self, urn: str) -> SandboxTask:
         with self._lock:
             return self._tasks[urn]

@@ -56,8 +56,10 @@ class Settings(BaseSettings):
     quota_reserve: int = Field(1_000, alias="JOBOPS_QUOTA_RESERVE", ge=0)
     permit_max_wait_seconds: float = Field(2.0, alias="JOBOPS_PERMIT_MAX_WAIT_SECONDS", ge=0)
     allow_clock_override: bool = Field(False, alias="JOBOPS_ALLOW_CLOCK_OVERRIDE")
+    sweep_interval_seconds: float = Field(60.0, alias="JOBOPS_SWEEP_INTERVAL_SECONDS", gt=0)
+    run_lease_seconds: float = Field(120.0, alias="JOBOPS_RUN_LEASE_SECONDS", gt=0)
     visibility_timeout_seconds: float = Field(
-        7200.0, alias="JOBOPS_VISIBILITY_TIMEOUT_SECONDS", ge=60
+        7200.0, alias="JOBOPS_VISIBILITY_TIMEOUT_SECONDS", ge=10
     )
     eta_task_limit: int = Field(10_000, alias="JOBOPS_ETA_TASK_LIMIT", ge=1)
 

@@ -26,21 +26,19 @@ URNS_PER_TASK = 1_000
 
 
 def _send(request: VerificationRequest, countdown_seconds: float | None) -> list[str]:
-    settings = runtime().settings
+    rt = runtime()
+    countdown = rt.settings.first_check_seconds if countdown_seconds is None \
+        else countdown_seconds
     urns = list(request.task_urns)
     ids = []
     with app.producer_or_acquire() as producer:
         for start in range(0, len(urns), URNS_PER_TASK):
             verification_id = str(uuid.uuid4())
-            app.send_task(
-                VERIFY_TASK,
-                kwargs=request.as_kwargs(urns[start:start + URNS_PER_TASK]),
-                queue=settings.queue,
-                countdown=settings.first_check_seconds if countdown_seconds is None
-                else countdown_seconds,
-                task_id=verification_id,
-                producer=producer,
-            )
+            kwargs = request.as_kwargs(urns[start:start + URNS_PER_TASK])
+            # Registered first: a message lost in publishing is re-sent by the sweeper.
+            rt.pending.expect(verification_id, kwargs, time.time() + countdown)
+            app.send_task(VERIFY_TASK, kwargs=kwargs, queue=rt.settings.queue,
+                          countdown=countdown, task_id=verification_id, producer=producer)
             ids.append(verification_id)
     return ids
 

@@ -55,18 +55,25 @@ def _deliver_job_summaries(rt: Runtime, request: VerificationRequest, result: Ru
 
 
 def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
-           reason: Exception) -> NoReturn:
+           reason: Exception, finished_round: int | None = None) -> NoReturn:
     """Schedule the next run; if that cannot be published, hand the message back.
 
     Celery answers a retry it cannot publish with Reject(requeue=False), which drops the
-    verification; requeueing the message being run keeps it (it is idempotent).
+    verification; requeueing the message being run keeps it (it is idempotent). Once the
+    next round is published, ``finished_round`` is marked done.
     """
+    if finished_round is not None:
+        runtime().pending.expect(task.request.id, kwargs, time.time() + countdown_seconds)
     try:
-        raise task.retry(kwargs=kwargs, countdown=countdown_seconds, exc=reason)
+        scheduled = task.retry(kwargs=kwargs, countdown=countdown_seconds, exc=reason,
+                               throw=False)
     except Reject as rejected:
         log.error("verification %s: next check could not be published (%s); requeued",
                   task.request.id, rejected.reason)
         raise Reject(rejected.reason, requeue=True) from None
+    if finished_round is not None:
+        runtime().leases.finish(task.request.id, finished_round)
+    raise scheduled
 
 
 @app.task(bind=True, name="jobops.verify_job_operation", max_retries=None)
@@ -93,9 +100,30 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
     except InvalidRequest as error:
         # A poison message: retrying cannot fix it, so it is logged and dropped.
         log.error("verification %s rejected: %s", task.request.id, error)
+        runtime().pending.forget(task.request.id)
         return {"rejected": str(error)}
 
     rt = runtime()
+    claim = rt.leases.claim(task.request.id, request.poll_round)
+    if claim.done:
+        log.info("verification %s round %d ran already; dropping this copy",
+                 task.request.id, request.poll_round)
+        return {"duplicate_of_round": request.poll_round}
+    if not claim.granted:
+        _retry(task, kwargs, claim.retry_in_seconds,
+               StillPending(f"round {request.poll_round} is running elsewhere"))
+    try:
+        return _run_round(task, rt, request, now)
+    except Retry:
+        raise  # the next round is published and this one marked done
+    except BaseException:
+        # Unfinished: give the round back so its retry or redelivery need not wait.
+        rt.leases.release(task.request.id, request.poll_round, claim.holder)
+        raise
+
+
+def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float
+               ) -> dict[str, Any]:
     result = run_once(request, rt.client, rt.settings, now)
     rt.records.fill_job_state(result.outcomes)
     deliver(app, rt.records, rt.settings.callback_queue,
@@ -114,5 +142,8 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
                request.as_kwargs(result.pending, request.poll_round + 1,
                                  result.tally(request.tally), jobs),
                result.next_check_seconds,
-               StillPending(f"{why}, next check in {result.next_check_seconds:.0f} s"))
+               StillPending(f"{why}, next check in {result.next_check_seconds:.0f} s"),
+               finished_round=request.poll_round)
+    rt.leases.finish(task.request.id, request.poll_round)
+    rt.pending.forget(task.request.id)
     return summary

@@ -29,13 +29,17 @@ def job(**fields: Any) -> dict[str, Any]:
 
 
 def post(jobs: list[dict[str, Any]], operation: str) -> dict[str, Any]:
-    """POST jobs to the sandbox as a pipeline would; returns LinkedIn's answer."""
+    """POST jobs to the test session's sandbox as a pipeline would; returns the answer."""
+    return post_to(SANDBOX_URL, jobs, operation)
+
+
+def post_to(sandbox_url: str, jobs: list[dict[str, Any]], operation: str) -> dict[str, Any]:
     with requests.Session() as session:
-        token = session.post(SANDBOX_URL + "/oauth/v2/accessToken", data={
+        token = session.post(sandbox_url + "/oauth/v2/accessToken", data={
             "grant_type": "client_credentials", "client_id": "sandbox-client",
             "client_secret": "sandbox-secret"}, timeout=5).json()["access_token"]
         response = session.post(
-            SANDBOX_URL + "/v2/simpleJobPostings",
+            sandbox_url + "/v2/simpleJobPostings",
             json={"elements": [{**j, "jobPostingOperationType": operation} for j in jobs]},
             headers={"Authorization": f"Bearer {token}", "x-restli-method": "batch_create"},
             timeout=5,

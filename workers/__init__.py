@@ -8,6 +8,6 @@ from settings import celery_config, get_settings
 
 app = Celery("jobops")
 app.conf.update(celery_config(get_settings()))
-app.conf.include = ["tasks.verification", "tasks.scheduling"]
+app.conf.include = ["tasks.verification", "tasks.scheduling", "workers.sweeper"]
 
 __all__ = ["app"]

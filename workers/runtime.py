@@ -14,8 +14,10 @@ import redis
 import requests
 
 from jobops.client import StatusClient
+from jobops.leases import RunLeases
 from jobops.limits import Limiter
 from jobops.records import Records
+from jobops.registry import PendingRegistry
 from jobops.tokens import SharedTokenCache, request_token
 from settings import Settings, get_settings
 
@@ -29,6 +31,8 @@ class Runtime:
     limiter: Limiter
     client: StatusClient
     records: Records
+    leases: RunLeases
+    pending: PendingRegistry
 
 
 def build_limiter(settings: Settings, store: redis.Redis) -> Limiter:
@@ -59,8 +63,14 @@ def build_runtime(settings: Settings) -> Runtime:
     client = StatusClient(session, settings.linkedin_api_url, tokens, limiter,
                           settings.http_timeout_seconds)
     records = Records(store, ttl_seconds=int(settings.task_lifespan_seconds + 86_400))
+    leases = RunLeases(store, settings.run_lease_seconds,
+                       done_ttl_seconds=int(settings.visibility_timeout_seconds * 2))
+    # Overdue only once the broker's own redelivery has had its chance.
+    pending = PendingRegistry(store, grace_seconds=settings.visibility_timeout_seconds * 1.5,
+                              ttl_seconds=int(settings.task_lifespan_seconds + 86_400))
     return Runtime(settings=settings, session=session, redis=store, tokens=tokens,
-                   limiter=limiter, client=client, records=records)
+                   limiter=limiter, client=client, records=records, leases=leases,
+                   pending=pending)
 
 
 _by_pid: dict[int, Runtime] = {}

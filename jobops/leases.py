@@ -1,0 +1,67 @@
+"""One run per round of a verification, however many copies of its message exist.
+
+Redis redelivers a message whose acknowledgement it never saw (a worker lost its broker
+connection, a process died); a copy can then run beside the original. Unchecked, both
+would publish the next round and the verification would fork in two, doubling its
+LinkedIn calls. Each round is therefore claimed with a lease before it runs and marked
+done after its successor is published: a copy that finds the round done is dropped, one
+that finds it running comes back when the lease would have run out (the holder may have
+died), so no copy is ever dropped while its round is unfinished.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import redis
+
+from jobops import keys
+
+_DONE = b"done"
+
+
+@dataclass(frozen=True)
+class Claim:
+    granted: bool
+    done: bool = False
+    retry_in_seconds: float = 0.0
+    holder: str = ""
+
+
+# KEYS: run key. ARGV: holder. Gives the round back if this copy still holds it.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RunLeases:
+    def __init__(self, store: redis.Redis, lease_seconds: float, done_ttl_seconds: int) -> None:
+        self._store = store
+        self._lease_ms = int(lease_seconds * 1000)
+        self._done_ttl_seconds = done_ttl_seconds
+        self._release = store.register_script(_RELEASE)
+
+    def claim(self, verification_id: str, poll_round: int) -> Claim:
+        key = keys.run_key(verification_id, poll_round)
+        holder = f"running:{uuid.uuid4().hex}"
+        if self._store.set(key, holder, nx=True, px=self._lease_ms):
+            return Claim(granted=True, holder=holder)
+        with self._store.pipeline(transaction=False) as pipe:
+            pipe.get(key)
+            pipe.pttl(key)
+            value, ttl_ms = pipe.execute()
+        if value == _DONE:
+            return Claim(granted=False, done=True)
+        if value is None:  # the lease ran out between the two calls
+            return self.claim(verification_id, poll_round)
+        return Claim(granted=False, retry_in_seconds=max(ttl_ms, 100) / 1000 + 0.1)
+
+    def finish(self, verification_id: str, poll_round: int) -> None:
+        self._store.set(keys.run_key(verification_id, poll_round), _DONE,
+                        ex=self._done_ttl_seconds)
+
+    def release(self, verification_id: str, poll_round: int, holder: str) -> None:
+        """Give an unfinished round back (its run failed) so its retry need not wait."""
+        self._release(keys=[keys.run_key(verification_id, poll_round)], args=[holder])
