@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test check install
+.PHONY: demo test chaos bench install
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,3 +23,12 @@ test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# Thousands of URNs while workers are killed, Redis restarts and the API misbehaves.
+chaos: $(BIN)/.installed
+	scripts/ensure-redis
+	$(BIN)/pytest -m slow
+
+bench: $(BIN)/.installed
+	scripts/ensure-redis
+	$(BIN)/python -m bench.limits_overhead
