@@ -198,3 +198,15 @@ def parse_request(kwargs: Mapping[str, Any], *, now: float, strict: bool) -> Ver
         tally=dict(tally),
         jobs={str(job): list(urns) for job, urns in jobs.items()},
     )
+
+
+def describe(kwargs: Mapping[str, Any]) -> str:
+    """A one-line, secret-free picture of a verification's arguments, for Flower."""
+    urns = kwargs.get("task_urns") or []
+    shown = ", ".join(str(u).rsplit(":", 1)[-1][:8] + "…" for u in urns[:3])
+    more = f" +{len(urns) - 3} more" if len(urns) > 3 else ""
+    context = json.dumps(kwargs.get("context") or {}, sort_keys=True)
+    if len(context) > 120:
+        context = context[:117] + "..."
+    return (f"{kwargs.get('operation')} · {len(urns)} URNs ({shown}{more}) · "
+            f"round {kwargs.get('poll_round', 0)} · context {context}")

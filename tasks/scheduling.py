@@ -14,7 +14,7 @@ from typing import Any
 from jobops.errors import InvalidRequest
 from jobops.keys import refused_outcome_key
 from jobops.outcomes import Operation, Status, build_outcome
-from jobops.request import VerificationRequest, parse_request
+from jobops.request import VerificationRequest, describe, parse_request
 from tasks.callbacks import deliver, outcome_callback
 from workers import app
 from workers.runtime import runtime
@@ -38,7 +38,8 @@ def _send(request: VerificationRequest, countdown_seconds: float | None) -> list
             # Registered first: a message lost in publishing is re-sent by the sweeper.
             rt.pending.expect(verification_id, kwargs, time.time() + countdown)
             app.send_task(VERIFY_TASK, kwargs=kwargs, queue=rt.settings.queue,
-                          countdown=countdown, task_id=verification_id, producer=producer)
+                          countdown=countdown, task_id=verification_id, producer=producer,
+                          kwargsrepr=describe(kwargs))
             ids.append(verification_id)
     return ids
 

@@ -12,7 +12,12 @@ from celery.exceptions import Reject, Retry
 from jobops.errors import InvalidRequest
 from jobops.jobs import completed_jobs, job_summary
 from jobops.keys import job_summary_key, outcome_key
-from jobops.request import JOB_COMPLETE_CALLBACK, VerificationRequest, parse_request
+from jobops.request import (
+    JOB_COMPLETE_CALLBACK,
+    VerificationRequest,
+    describe,
+    parse_request,
+)
 from jobops.retry import backoff_seconds
 from jobops.verification import RunResult, run_once
 from tasks.callbacks import deliver, outcome_callback
@@ -66,7 +71,7 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
         runtime().pending.expect(task.request.id, kwargs, time.time() + countdown_seconds)
     try:
         scheduled = task.retry(kwargs=kwargs, countdown=countdown_seconds, exc=reason,
-                               throw=False)
+                               throw=False, kwargsrepr=describe(kwargs))
     except Reject as rejected:
         log.error("verification %s: next check could not be published (%s); requeued",
                   task.request.id, rejected.reason)
