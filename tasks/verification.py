@@ -137,7 +137,12 @@ def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float
     jobs = (_deliver_job_summaries(rt, request, result)
             if JOB_COMPLETE_CALLBACK in request.callbacks else {})
     summary = result.summary(request.operation.value, request.tally)
-    log.info("verification %s round %d: %s", task.request.id, request.poll_round, summary)
+    log.info("verification %s round %d: %s", task.request.id, request.poll_round, summary,
+             extra={"event": "verification_round", "operation": request.operation.value,
+                    "round": request.poll_round, "urns": len(request.task_urns),
+                    "decided": len(result.outcomes), "pending": len(result.pending),
+                    "calls": result.calls,
+                    "call_error": str(result.error) if result.error else None})
     if result.pending and result.next_check_seconds is not None:
         if result.error is not None:
             why = f"LinkedIn call failed ({result.error})"

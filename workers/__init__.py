@@ -10,4 +10,6 @@ app = Celery("jobops")
 app.conf.update(celery_config(get_settings()))
 app.conf.include = ["tasks.verification", "tasks.scheduling", "workers.sweeper"]
 
+from workers import logs as _logs  # noqa: E402,F401 - connects the log format signals
+
 __all__ = ["app"]
