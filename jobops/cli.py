@@ -12,8 +12,9 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from jobops.errors import ConfigurationError, JobopsError
+from jobops.errors import ConfigurationError, InvalidRequest, JobopsError
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -60,6 +61,107 @@ def _status(args: argparse.Namespace) -> int:
     return 1 if report.error else 0
 
 
+def _read_answer(path: str) -> object:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise InvalidRequest(f"--answer {path}: {error.strerror}") from None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise InvalidRequest(f"--answer {path} is not JSON: {error}") from None
+
+
+def _urns_of(args: argparse.Namespace) -> list[str]:
+    if args.answer:
+        from tasks.scheduling import split_post_answer
+
+        return split_post_answer(_read_answer(args.answer))[0]
+    return list(args.urns)
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from tasks.scheduling import schedule_from_answer, verify_urns
+
+    callbacks = {}
+    for item in args.callback:
+        status, _, task = item.partition("=")
+        if not task:
+            raise InvalidRequest(f"--callback {item!r}: write STATUS=task.name")
+        callbacks[status] = task
+    try:
+        context = json.loads(args.context)
+    except ValueError as error:
+        raise InvalidRequest(f"--context is not JSON: {error}") from None
+    common = {"operation": args.operation, "callbacks": callbacks, "context": context,
+              "requested_at": args.requested_at, "countdown_seconds": args.countdown_seconds}
+    if args.answer:
+        summary = schedule_from_answer(_read_answer(args.answer), **common)
+    elif args.urns:
+        summary = verify_urns(list(args.urns), **common)
+    else:
+        raise InvalidRequest("give task URNs or --answer FILE")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"scheduled {summary['task_urns']} URNs in "
+              f"{len(summary['verification_ids'])} verification(s), "
+              f"{summary['refused']} refused at posting time: "
+              + " ".join(summary["verification_ids"]))
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from jobops.keys import outcome_key
+    from workers.runtime import runtime
+
+    urns = _urns_of(args)
+    if not urns:
+        raise InvalidRequest("nothing to watch: give task URNs or --answer FILE")
+    records = runtime().records
+    deadline = time.monotonic() + args.timeout_seconds
+    shown = ""
+    while True:
+        found = records.outcomes([outcome_key(u) for u in urns])
+        done = [o for o in found if o is not None]
+        statuses: dict[str, int] = {}
+        for o in done:
+            statuses[o["status"]] = statuses.get(o["status"], 0) + 1
+        width = 30
+        filled = width * len(done) // len(urns)
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {len(done)}/{len(urns)} done"
+                + "".join(f" · {n} {status}" for status, n in sorted(statuses.items())))
+        if not args.json and line != shown:
+            end = "\r" if sys.stdout.isatty() else "\n"
+            print(line, end=end, flush=True)
+            shown = line
+        if len(done) == len(urns) or time.monotonic() > deadline:
+            break
+        time.sleep(args.interval_seconds)
+    pending = [u for u, o in zip(urns, found, strict=True) if o is None]
+    if args.json:
+        print(json.dumps({"outcomes": done, "pending": pending}))
+    else:
+        print()
+        _print_outcomes(done)
+        if pending:
+            print(f"{len(pending)} still pending after {args.timeout_seconds:.0f} s",
+                  file=sys.stderr)
+    return 1 if pending else 0
+
+
+def _print_outcomes(outcomes: list[dict[str, object]]) -> None:
+    for o in outcomes:
+        live = {True: "live", False: "not live", None: "-"}[o["job_live"]]  # type: ignore[index]
+        errors = o["errors"]
+        codes = ",".join(e["code"] for e in errors) or "-"  # type: ignore[attr-defined]
+        print(f"{o['status']:<10} {o['operation']:<7} {live:<9} "
+              f"{o['external_job_posting_id'] or '-':<20} {o['location'] or '-':<20} "
+              f"{codes:<24} {o['task_urn']}")
+        for entry in errors:  # type: ignore[attr-defined]
+            print(f"{'':<10} {entry['code']}: {entry['resolution']}")
+
+
 def _outcome(args: argparse.Namespace) -> int:
     from workers.runtime import runtime
 
@@ -74,14 +176,7 @@ def _outcome(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"outcomes": found, "missing": missing}))
     else:
-        for o in found:
-            live = {True: "live", False: "not live", None: "-"}[o["job_live"]]
-            codes = ",".join(e["code"] for e in o["errors"]) or "-"
-            print(f"{o['status']:<10} {o['operation']:<7} {live:<9} "
-                  f"{o['external_job_posting_id'] or '-':<20} {o['location'] or '-':<20} "
-                  f"{codes:<24} {o['task_urn']}")
-            for entry in o["errors"]:
-                print(f"{'':<10} {entry['code']}: {entry['resolution']}")
+        _print_outcomes(found)
         for what in missing:
             print(f"no outcome recorded for {what}", file=sys.stderr)
     return 1 if missing else 0
@@ -147,6 +242,29 @@ def build_parser() -> argparse.ArgumentParser:
     outcome.add_argument("--json", action="store_true", help="print JSON for scripts")
     outcome.set_defaults(run=_outcome)
 
+    schedule = commands.add_parser("schedule", help="verify task URNs or a saved POST answer")
+    schedule.add_argument("urns", nargs="*", metavar="URN")
+    schedule.add_argument("--answer", metavar="FILE",
+                          help="the JSON answer of POST /v2/simpleJobPostings ('-': stdin)")
+    schedule.add_argument("--operation", required=True,
+                          choices=["CREATE", "UPDATE", "RENEW", "CLOSE"])
+    schedule.add_argument("--callback", action="append", default=[], metavar="STATUS=TASK",
+                          help="a callback task for an outcome status (or DEFAULT)")
+    schedule.add_argument("--context", default="{}", help="a JSON object handed back")
+    schedule.add_argument("--requested-at", help="when LinkedIn was called (ISO 8601)")
+    schedule.add_argument("--countdown-seconds", type=float,
+                          help="first check after this long (default JOBOPS_FIRST_CHECK_SECONDS)")
+    schedule.add_argument("--json", action="store_true", help="print JSON for scripts")
+    schedule.set_defaults(run=_schedule)
+
+    watch = commands.add_parser("watch", help="show progress until every URN has its outcome")
+    watch.add_argument("urns", nargs="*", metavar="URN")
+    watch.add_argument("--answer", metavar="FILE", help="watch the URNs of a POST answer")
+    watch.add_argument("--timeout-seconds", type=float, default=3600.0)
+    watch.add_argument("--interval-seconds", type=float, default=1.0)
+    watch.add_argument("--json", action="store_true", help="print the outcomes as JSON")
+    watch.set_defaults(run=_watch)
+
     limits = commands.add_parser("limits", help="the shared token, rate limit and daily quota")
     limits.add_argument("--json", action="store_true", help="print JSON for scripts")
     limits.set_defaults(run=_limits)
@@ -157,8 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except ConfigurationError as error:
-        print(error, file=sys.stderr)
+    except (ConfigurationError, InvalidRequest) as error:
+        print(f"jobops: {error}", file=sys.stderr)
         return 2
     except JobopsError as error:
         print(f"jobops: {error}", file=sys.stderr)

@@ -1,0 +1,69 @@
+"""The command line as a script would use it: exit codes and --json that parses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sandbox import SandboxState
+from tests.env import TEST_ENV
+from tests.jobs import job, post, task_urns
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
+
+
+def jobops(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "jobops.cli", *args], input=stdin,
+                          env={**os.environ, **TEST_ENV}, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_schedule_an_answer_then_watch_it_to_the_end(sandbox: SandboxState,
+                                                     tmp_path: Path) -> None:
+    sandbox.config.in_progress_seconds = 2
+    answer = post([job(), job(description="Too short."), job(title=None)], "CREATE")
+    saved = tmp_path / "answer.json"
+    saved.write_text(json.dumps(answer))
+    scheduled = jobops("schedule", "--answer", str(saved), "--operation", "CREATE",
+                       "--countdown-seconds", "0.5", "--json")
+    assert scheduled.returncode == 0, scheduled.stderr
+    summary = json.loads(scheduled.stdout)
+    assert (summary["task_urns"], summary["refused"]) == (2, 1)
+
+    watched = jobops("watch", "--answer", "-", "--interval-seconds", "0.3",
+                     stdin=json.dumps(answer))
+    assert watched.returncode == 0, watched.stderr
+    progress = [line for line in watched.stdout.splitlines() if line.startswith("[")]
+    assert progress[0].split("] ")[1].startswith("0/2 done")
+    assert progress[-1].split("] ")[1].startswith("2/2 done")
+    assert "DESCRIPTION_TOO_SHORT" in watched.stdout
+
+    as_json = jobops("watch", *task_urns(answer), "--json")
+    assert as_json.returncode == 0
+    assert {o["status"] for o in json.loads(as_json.stdout)["outcomes"]} == {"SUCCEEDED",
+                                                                             "FAILED"}
+
+
+def test_every_command_speaks_json(sandbox: SandboxState) -> None:
+    urns = task_urns(post([job()], "CREATE"))
+    for args in (["status", *urns, "--json"], ["limits", "--json"],
+                 ["outcome", *urns, "--json"]):
+        answer = jobops(*args)
+        assert answer.returncode in (0, 1), answer.stderr
+        json.loads(answer.stdout)
+
+
+def test_bad_input_exits_2_with_what_to_fix() -> None:
+    bad = jobops("schedule", "--operation", "CREATE", "urn:li:simpleJobPostingTask:a&b=c")
+    assert bad.returncode == 2
+    assert "malformed" in bad.stderr and "nothing was scheduled" in bad.stderr
+    timeout = jobops("watch", "urn:li:simpleJobPostingTask:never", "--timeout-seconds", "1")
+    assert timeout.returncode == 1
+    assert "1 still pending" in timeout.stderr
+    for command in ("demo", "sandbox", "status", "outcome", "schedule", "watch", "limits"):
+        assert jobops(command, "--help").returncode == 0
