@@ -182,6 +182,37 @@ def _outcome(args: argparse.Namespace) -> int:
     return 1 if missing else 0
 
 
+def _metrics(args: argparse.Namespace) -> int:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from jobops.metrics import gauges, render
+    from workers.runtime import runtime
+
+    rt = runtime()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - stdlib's name
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404)
+                return
+            body = render(rt.redis, gauges(rt.limiter.snapshot(), *rt.pending.count()))
+            payload = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    print(f"metrics on http://{args.host}:{args.port}/metrics", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
 def _limits(args: argparse.Namespace) -> int:
     from workers.runtime import runtime
 
@@ -264,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--interval-seconds", type=float, default=1.0)
     watch.add_argument("--json", action="store_true", help="print the outcomes as JSON")
     watch.set_defaults(run=_watch)
+
+    metrics = commands.add_parser("metrics", help="serve the fleet's Prometheus metrics")
+    metrics.add_argument("--host", default="127.0.0.1")
+    metrics.add_argument("--port", type=int, default=9808)
+    metrics.set_defaults(run=_metrics)
 
     limits = commands.add_parser("limits", help="the shared token, rate limit and daily quota")
     limits.add_argument("--json", action="store_true", help="print JSON for scripts")

@@ -20,6 +20,7 @@ from jobops.errors import (
     QueryTooLong,
     TransientError,
 )
+from jobops.metrics import Metrics
 from jobops.tokens import TokenSource
 from jobops.urns import query_string
 
@@ -76,19 +77,21 @@ class StatusClient:
         tokens: TokenSource,
         permits: CallPermits,
         timeout_seconds: float,
+        metrics: Metrics | None = None,
     ) -> None:
         self._session = session
         self._url = api_url.rstrip("/") + STATUS_PATH
         self._tokens = tokens
         self._permits = permits
         self._timeout_seconds = timeout_seconds
+        self._metrics = metrics or Metrics()
         self.calls = 0
 
     def fetch(self, urns: list[str], now: float) -> StatusPage:
         query = query_string(urns)
         for attempt in (1, 2):
             token = self._tokens.token()
-            response = self._get(f"{self._url}?{query}", token)
+            response = self._get(f"{self._url}?{query}", token, len(urns))
             if response.status_code != 401:
                 break
             self._tokens.invalidate(token)
@@ -105,16 +108,19 @@ class StatusClient:
         page.query_bytes = len(query.encode())
         return page
 
-    def _get(self, url: str, token: str) -> requests.Response:
+    def _get(self, url: str, token: str, urns: int) -> requests.Response:
         self._permits.acquire()
         self.calls += 1
         try:
-            return self._session.get(
+            response = self._session.get(
                 url,
                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
                 timeout=self._timeout_seconds,
             )
+            self._metrics.call(response.status_code, urns)
+            return response
         except requests.RequestException as error:
+            self._metrics.call("error", urns)
             # The exception's text can hold the URL but never the header; keep only its kind.
             raise TransientError(f"status call failed: {type(error).__name__}") from None
 

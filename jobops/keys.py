@@ -21,7 +21,10 @@
     jobops:pending                       sorted set: unfinished verification ids, scored by
                                          when their next round is overdue (epoch s)
     jobops:pending:<verification id>     JSON kwargs of that next round; TTL: the lifespan
+    jobops:pending:urns                  hash: verification id -> its pending URN count
     jobops:sweep:lock                    one sweeper at a time; TTL: the sweep interval
+    jobops:metrics                       hash: Prometheus series -> value, summed over
+                                         every process (see jobops.metrics); no TTL
     jobops:token                         hash: access_token, fetched_at_ms, expires_at_ms
                                          (Redis clock); TTL: expires_in minus the refresh
                                          margin, so it is gone when it should be renewed
@@ -53,6 +56,8 @@ QUOTA_PREFIX = f"{PREFIX}quota:"
 CLOCK_OFFSET = f"{PREFIX}clock:offset_ms"
 PENDING = f"{PREFIX}pending"
 SWEEP_LOCK = f"{PREFIX}sweep:lock"
+PENDING_URNS = f"{PREFIX}pending:urns"
+METRICS = f"{PREFIX}metrics"
 
 
 def outcome_key(task_urn: str) -> str:

@@ -122,8 +122,10 @@ class Limiter:
         max_wait_seconds: float,
         allow_clock_override: bool = False,
         sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[float], None] = lambda seconds: None,
     ) -> None:
         self._store = store
+        self._on_wait = on_wait
         self.calls_per_second = calls_per_second
         self.daily_limit = daily_limit
         self.reserve = reserve
@@ -167,6 +169,7 @@ class Limiter:
                 raise RateLimited(f"{self.calls_per_second} calls per second in use",
                                   retry_after_seconds=wait_seconds)
             self._sleep(wait_seconds)
+            self._on_wait(wait_seconds)
             waited += wait_seconds
             self.waited_seconds += wait_seconds
 

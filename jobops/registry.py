@@ -30,12 +30,14 @@ class PendingRegistry:
             pipe.set(keys.pending_args_key(verification_id), json.dumps(kwargs),
                      ex=self._ttl_seconds)
             pipe.zadd(keys.PENDING, {verification_id: due_at + self.grace_seconds})
+            pipe.hset(keys.PENDING_URNS, verification_id, len(kwargs.get("task_urns") or []))
             pipe.execute()
 
     def forget(self, verification_id: str) -> None:
         with self._store.pipeline(transaction=True) as pipe:
             pipe.zrem(keys.PENDING, verification_id)
             pipe.delete(keys.pending_args_key(verification_id))
+            pipe.hdel(keys.PENDING_URNS, verification_id)
             pipe.execute()
 
     def take_overdue(self, now: float, limit: int = 500) -> list[tuple[str, dict[str, Any]]]:
@@ -54,5 +56,10 @@ class PendingRegistry:
             pipe.execute()
         return [(i, json.loads(a)) for i, a in zip(ids, raw, strict=True) if a is not None]
 
-    def count(self) -> int:
-        return int(self._store.zcard(keys.PENDING))
+    def count(self) -> tuple[int, int]:
+        """Unfinished verifications, and their pending task URNs."""
+        with self._store.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.PENDING)
+            pipe.hvals(keys.PENDING_URNS)
+            verifications, urns = pipe.execute()
+        return int(verifications), sum(int(n) for n in urns)

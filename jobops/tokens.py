@@ -129,9 +129,11 @@ class SharedTokenCache:
         lock_timeout_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        on_refresh: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._fetch = fetch
+        self._on_refresh = on_refresh
         self._margin = refresh_margin_seconds
         self._lock_timeout_seconds = lock_timeout_seconds
         self._clock = clock
@@ -190,6 +192,7 @@ class SharedTokenCache:
     def _refresh(self) -> str:
         token, expires_in = self._fetch()
         self.refreshes += 1
+        self._on_refresh()
         # Never keep a token for less than half its life, whatever the margin says.
         keep_ms = int(max(expires_in - self._margin, expires_in / 2) * 1000)
         now_ms = int(time.time() * 1000)

@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 from celery import Task
 from celery.exceptions import Reject, Retry
+from redis.exceptions import RedisError
 
 from jobops.errors import InvalidRequest
 from jobops.jobs import completed_jobs, job_summary
@@ -94,6 +95,16 @@ def verify_job_operation(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any
         # visible in Flower with its exception.
         log.exception("verification %s failed; retrying", self.request.id)
         _retry(self, kwargs, backoff_seconds(self.request.retries, 5, 300), error)
+    finally:
+        _flush_metrics()
+
+
+def _flush_metrics() -> None:
+    rt = runtime()
+    try:
+        rt.metrics.flush(rt.redis)
+    except RedisError:
+        log.warning("metrics could not be written to Redis; they are lost for this run")
 
 
 def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -134,6 +145,8 @@ def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float
     deliver(app, rt.records, rt.settings.callback_queue,
             [(outcome_key(o["task_urn"]), o, outcome_callback(request.callbacks, o["status"]))
              for o in result.outcomes])
+    for outcome in result.outcomes:
+        rt.metrics.outcome(outcome["status"], outcome["operation"], now - request.requested_at)
     jobs = (_deliver_job_summaries(rt, request, result)
             if JOB_COMPLETE_CALLBACK in request.callbacks else {})
     summary = result.summary(request.operation.value, request.tally)

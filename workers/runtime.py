@@ -16,6 +16,7 @@ import requests
 from jobops.client import StatusClient
 from jobops.leases import RunLeases
 from jobops.limits import Limiter
+from jobops.metrics import Metrics
 from jobops.records import Records
 from jobops.registry import PendingRegistry
 from jobops.tokens import SharedTokenCache, request_token
@@ -33,9 +34,16 @@ class Runtime:
     records: Records
     leases: RunLeases
     pending: PendingRegistry
+    metrics: Metrics
 
 
-def build_limiter(settings: Settings, store: redis.Redis) -> Limiter:
+def build_limiter(settings: Settings, store: redis.Redis,
+                  metrics: Metrics | None = None) -> Limiter:
+    def waited(seconds: float) -> None:
+        if metrics is not None:
+            metrics.add("jobops_permit_waits_total")
+            metrics.add("jobops_permit_wait_seconds_total", seconds)
+
     return Limiter(
         store,
         calls_per_second=settings.calls_per_second,
@@ -43,6 +51,7 @@ def build_limiter(settings: Settings, store: redis.Redis) -> Limiter:
         reserve=settings.quota_reserve,
         max_wait_seconds=settings.permit_max_wait_seconds,
         allow_clock_override=settings.allow_clock_override,
+        on_wait=waited,
     )
 
 
@@ -57,11 +66,13 @@ def build_runtime(settings: Settings) -> Runtime:
         settings.linkedin_client_secret.get_secret_value(),
         settings.http_timeout_seconds,
     )
+    metrics = Metrics()
     tokens = SharedTokenCache(store, fetch, settings.token_refresh_margin_seconds,
-                              settings.token_lock_seconds)
-    limiter = build_limiter(settings, store)
+                              settings.token_lock_seconds,
+                              on_refresh=lambda: metrics.add("jobops_token_refreshes_total"))
+    limiter = build_limiter(settings, store, metrics)
     client = StatusClient(session, settings.linkedin_api_url, tokens, limiter,
-                          settings.http_timeout_seconds)
+                          settings.http_timeout_seconds, metrics)
     records = Records(store, ttl_seconds=int(settings.task_lifespan_seconds + 86_400))
     leases = RunLeases(store, settings.run_lease_seconds,
                        done_ttl_seconds=int(settings.visibility_timeout_seconds * 2))
@@ -70,7 +81,7 @@ def build_runtime(settings: Settings) -> Runtime:
                               ttl_seconds=int(settings.task_lifespan_seconds + 86_400))
     return Runtime(settings=settings, session=session, redis=store, tokens=tokens,
                    limiter=limiter, client=client, records=records, leases=leases,
-                   pending=pending)
+                   pending=pending, metrics=metrics)
 
 
 _by_pid: dict[int, Runtime] = {}

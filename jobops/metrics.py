@@ -1,0 +1,97 @@
+"""Prometheus metrics for what Flower cannot know, summed over every process in Redis.
+
+Each process counts in memory and adds its counts to one Redis hash at the end of each
+verification run (one round trip per run), so prefork children and other hosts need no
+scrape of their own: ``jobops metrics`` serves the sum, plus live gauges (pending
+verifications, today's quota), in Prometheus' text format.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import redis
+
+from jobops import keys
+
+# Seconds from the LinkedIn operation to its outcome: minutes normally, days at worst.
+LATENCY_BUCKETS_SECONDS = (60, 300, 600, 1800, 3600, 6 * 3600, 86_400, 7 * 86_400, 30 * 86_400)
+_HELP = {
+    "jobops_linkedin_calls_total": ("counter", "Task-status calls to LinkedIn, by HTTP status "
+                                    "('error': no answer)"),
+    "jobops_urns_asked_total": ("counter", "Task URNs asked about, over all calls"),
+    "jobops_outcomes_total": ("counter", "Outcomes delivered, by status and operation"),
+    "jobops_token_refreshes_total": ("counter", "Access tokens fetched for the fleet"),
+    "jobops_permit_waits_total": ("counter", "Times a worker waited for a call permit"),
+    "jobops_permit_wait_seconds_total": ("counter", "Time spent waiting for call permits"),
+    "jobops_outcome_latency_seconds": ("histogram", "From the LinkedIn operation to its "
+                                       "outcome"),
+}
+
+
+def _labels(**labels: str) -> str:
+    return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels \
+        else ""
+
+
+class Metrics:
+    """This process's counts since its last flush."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def add(self, series: str, amount: float = 1) -> None:
+        with self._lock:
+            self._counts[series] = self._counts.get(series, 0.0) + amount
+
+    def call(self, status: int | str, urns: int) -> None:
+        self.add("jobops_linkedin_calls_total" + _labels(status=str(status)))
+        self.add("jobops_urns_asked_total", urns)
+
+    def outcome(self, status: str, operation: str, latency_seconds: float) -> None:
+        self.add("jobops_outcomes_total" + _labels(status=status, operation=operation))
+        name = "jobops_outcome_latency_seconds"
+        for bound in LATENCY_BUCKETS_SECONDS:
+            if latency_seconds <= bound:
+                self.add(f"{name}_bucket" + _labels(le=str(bound)))
+        self.add(f"{name}_bucket" + _labels(le="+Inf"))
+        self.add(f"{name}_sum", latency_seconds)
+        self.add(f"{name}_count")
+
+    def flush(self, store: redis.Redis) -> None:
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        if not counts:
+            return
+        with store.pipeline(transaction=False) as pipe:
+            for series, amount in counts.items():
+                pipe.hincrbyfloat(keys.METRICS, series, amount)
+            pipe.execute()
+
+
+def render(store: redis.Redis, gauges: dict[str, float]) -> str:
+    """The fleet's metrics in Prometheus' text exposition format."""
+    stored = {(k.decode() if isinstance(k, bytes) else k): float(v)
+              for k, v in store.hgetall(keys.METRICS).items()}
+    lines: list[str] = []
+    for name, (kind, text) in _HELP.items():
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+        lines += [f"{series} {value:g}" for series, value in sorted(stored.items())
+                  if series.split("{")[0].removesuffix("_bucket").removesuffix("_sum")
+                  .removesuffix("_count") == name]
+    for name, value in gauges.items():
+        lines += [f"# TYPE {name} gauge", f"{name} {value:g}"]
+    return "\n".join(lines) + "\n"
+
+
+def gauges(snapshot: Any, pending_verifications: int, pending_urns: int) -> dict[str, float]:
+    return {
+        "jobops_pending_verifications": pending_verifications,
+        "jobops_pending_urns": pending_urns,
+        "jobops_quota_used_today": snapshot.used_today,
+        "jobops_quota_left_today": snapshot.left_today,
+        "jobops_permits_last_second": snapshot.permits_this_second,
+        "jobops_paused_seconds": snapshot.paused_for_seconds,
+    }
