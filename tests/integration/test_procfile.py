@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,7 +14,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
+from jobops.processes import start_worker, wait_ready
 from sandbox import SandboxState
 from tests.conftest import Recorder
 from tests.env import TEST_ENV
@@ -61,3 +64,23 @@ def test_honcho_starts_three_workers_that_share_the_work(
                      text, flags=re.MULTILINE)
     assert len(ran) == 24
     assert set(ran) == {"worker.1", "worker.2", "worker.3"}
+
+
+def test_sigterm_hands_held_countdown_tasks_back(tmp_path: Path, store: redis.Redis) -> None:
+    queue = f"jobops-term-{uuid.uuid4().hex[:8]}"
+    log_path = tmp_path / "worker.log"
+    worker = start_worker("workers", queue, {**TEST_ENV, "JOBOPS_QUEUE": queue}, log_path,
+                          concurrency=1)
+    wait_ready(worker, log_path)
+    sent = app.send_task("jobops.verify_job_operation", queue=queue, countdown=600, kwargs={
+        "task_urns": ["urn:li:simpleJobPostingTask:held"], "operation": "CREATE"})
+    deadline = time.monotonic() + 20
+    while f"[{sent.id}] received" not in log_path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "the worker never took the countdown task"
+        time.sleep(0.1)
+    assert store.llen(queue) == 0  # held by the worker, not in the queue
+    os.killpg(worker.pid, signal.SIGTERM)
+    worker.wait(30)
+    held = [json.loads(m)["headers"]["id"] for m in store.lrange(queue, 0, -1)]
+    assert held == [sent.id]
+    store.delete(queue)
