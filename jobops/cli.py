@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from jobops.errors import ConfigurationError, InvalidRequest, JobopsError
 
@@ -111,29 +112,46 @@ def _schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tagged_urns(rt: Any, args: argparse.Namespace) -> list[str]:
+    """The URNs of a context tag, now: the set grows as verifications register."""
+    key, equals, value = args.context_tag.partition("=")
+    if not equals:
+        raise InvalidRequest("--context-tag takes KEY=VALUE")
+    known = {o["task_urn"] for o in rt.records.with_context(key, value)}
+    urns = sorted(known | rt.pending.urns_with_context(key, value))
+    if not urns:
+        raise InvalidRequest(f"no verification has context {args.context_tag}")
+    return urns
+
+
+def _progress(done: list[dict[str, Any]], total: int) -> str:
+    statuses: dict[str, int] = {}
+    for o in done:
+        statuses[o["status"]] = statuses.get(o["status"], 0) + 1
+    width = 30
+    filled = width * len(done) // total
+    return (f"[{'#' * filled}{'.' * (width - filled)}] {len(done)}/{total} done"
+            + "".join(f" · {n} {status}" for status, n in sorted(statuses.items())))
+
+
 def _watch(args: argparse.Namespace) -> int:
     from jobops.keys import outcome_key
     from workers.runtime import runtime
 
-    urns = _urns_of(args)
-    if not urns:
-        raise InvalidRequest("nothing to watch: give task URNs or --answer FILE")
-    records = runtime().records
+    rt = runtime()
+    fixed = None if args.context_tag else _urns_of(args)
     deadline = time.monotonic() + args.timeout_seconds
     shown = ""
     while True:
-        found = records.outcomes([outcome_key(u) for u in urns])
+        urns = fixed if fixed is not None else _tagged_urns(rt, args)
+        if not urns:
+            raise InvalidRequest("nothing to watch: give task URNs, --answer FILE or "
+                                 "--context-tag")
+        found = rt.records.outcomes([outcome_key(u) for u in urns])
         done = [o for o in found if o is not None]
-        statuses: dict[str, int] = {}
-        for o in done:
-            statuses[o["status"]] = statuses.get(o["status"], 0) + 1
-        width = 30
-        filled = width * len(done) // len(urns)
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {len(done)}/{len(urns)} done"
-                + "".join(f" · {n} {status}" for status, n in sorted(statuses.items())))
+        line = _progress(done, len(urns))
         if not args.json and line != shown:
-            end = "\r" if sys.stdout.isatty() else "\n"
-            print(line, end=end, flush=True)
+            print(line, end="\r" if sys.stdout.isatty() else "\n", flush=True)
             shown = line
         if len(done) == len(urns) or time.monotonic() > deadline:
             break
@@ -291,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch = commands.add_parser("watch", help="show progress until every URN has its outcome")
     watch.add_argument("urns", nargs="*", metavar="URN")
     watch.add_argument("--answer", metavar="FILE", help="watch the URNs of a POST answer")
+    watch.add_argument("--context-tag", metavar="KEY=VALUE",
+                       help="watch every verification whose context has KEY=VALUE")
     watch.add_argument("--timeout-seconds", type=float, default=3600.0)
     watch.add_argument("--interval-seconds", type=float, default=1.0)
     watch.add_argument("--json", action="store_true", help="print the outcomes as JSON")

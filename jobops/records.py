@@ -98,6 +98,24 @@ class Records:
         """The recorded outcome of one task URN, or None if it has none (yet)."""
         return self.outcomes([keys.outcome_key(task_urn)])[0]
 
+    def with_context(self, key: str, value: str) -> list[dict[str, Any]]:
+        """Recorded URN outcomes whose context has ``key`` equal to ``value`` (a scan)."""
+        found = []
+        pattern = keys.outcome_key("urn:li:simpleJobPostingTask:*")
+        batch: list[Any] = []
+        for name in self._store.scan_iter(match=pattern, count=1000):
+            batch.append(name)
+            if len(batch) == 500:
+                found += self._matching(batch, key, value)
+                batch = []
+        return found + self._matching(batch, key, value)
+
+    def _matching(self, names: list[Any], key: str, value: str) -> list[dict[str, Any]]:
+        if not names:
+            return []
+        outcomes = [json.loads(raw) for raw in self._store.mget(names) if raw is not None]
+        return [o for o in outcomes if str((o.get("context") or {}).get(key)) == value]
+
     def for_job(self, external_job_posting_id: str) -> list[dict[str, Any]]:
         """Every recorded outcome of a job, oldest operation first."""
         members = self._store.smembers(keys.job_index_key(external_job_posting_id))

@@ -56,6 +56,20 @@ class PendingRegistry:
             pipe.execute()
         return [(i, json.loads(a)) for i, a in zip(ids, raw, strict=True) if a is not None]
 
+    def urns_with_context(self, key: str, value: str) -> set[str]:
+        """Pending URNs of verifications whose context has ``key`` equal to ``value``."""
+        urns: set[str] = set()
+        for name in self._store.scan_iter(match=keys.pending_args_key("*"), count=1000):
+            if name == keys.PENDING_URNS.encode():
+                continue
+            raw = self._store.get(name)
+            if raw is None:
+                continue
+            kwargs = json.loads(raw)
+            if str((kwargs.get("context") or {}).get(key)) == value:
+                urns.update(kwargs.get("task_urns") or [])
+        return urns
+
     def count(self) -> tuple[int, int]:
         """Unfinished verifications, and their pending task URNs."""
         with self._store.pipeline(transaction=False) as pipe:

@@ -6,11 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from sandbox import SandboxState
+from tasks.scheduling import schedule_from_answer
 from tests.env import TEST_ENV
 from tests.jobs import job, post, task_urns
 
@@ -67,3 +69,20 @@ def test_bad_input_exits_2_with_what_to_fix() -> None:
     assert "1 still pending" in timeout.stderr
     for command in ("demo", "sandbox", "status", "outcome", "schedule", "watch", "limits"):
         assert jobops(command, "--help").returncode == 0
+
+
+def test_watch_a_context_tag_across_operations(sandbox: SandboxState) -> None:
+    sandbox.config.in_progress_seconds = 1.5
+    tag = f"batch-{uuid.uuid4().hex[:8]}"
+    urns = []
+    for jobs in ([job(), job()], [job(alternateLocations=["Cork, Ireland"])]):
+        answer = post(jobs, "CREATE")
+        urns += task_urns(answer)
+        schedule_from_answer(answer, "CREATE", {"DEFAULT": "tests.record_outcome"},
+                             {"test": tag, "tag": tag}, countdown_seconds=0.5)
+    watched = jobops("watch", "--context-tag", f"tag={tag}", "--interval-seconds", "0.3",
+                     "--json")
+    assert watched.returncode == 0, watched.stderr
+    assert sorted(o["task_urn"] for o in json.loads(watched.stdout)["outcomes"]) == sorted(urns)
+    unknown = jobops("watch", "--context-tag", "tag=never-used")
+    assert unknown.returncode == 2 and "no verification has context" in unknown.stderr
