@@ -25,6 +25,11 @@
     jobops:sweep:lock                    one sweeper at a time; TTL: the sweep interval
     jobops:metrics                       hash: Prometheus series -> value, summed over
                                          every process (see jobops.metrics); no TTL
+    jobops:due                           sorted set: pending task URNs, scored by when
+                                         their verification looks next (epoch s)
+    jobops:status:<task URN>             JSON of LinkedIn's last answer for it, shared by
+                                         every run; TTL: a day if terminal, else
+                                         JOBOPS_STATUS_FRESH_SECONDS
     jobops:token                         hash: access_token, fetched_at_ms, expires_at_ms
                                          (Redis clock); TTL: expires_in minus the refresh
                                          margin, so it is gone when it should be renewed
@@ -58,6 +63,7 @@ PENDING = f"{PREFIX}pending"
 SWEEP_LOCK = f"{PREFIX}sweep:lock"
 PENDING_URNS = f"{PREFIX}pending:urns"
 METRICS = f"{PREFIX}metrics"
+DUE = f"{PREFIX}due"
 
 
 def outcome_key(task_urn: str) -> str:
@@ -91,3 +97,7 @@ def run_key(verification_id: str, poll_round: int) -> str:
 
 def pending_args_key(verification_id: str) -> str:
     return f"{PREFIX}pending:{verification_id}"
+
+
+def status_key(task_urn: str) -> str:
+    return f"{PREFIX}status:{task_urn}"

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from jobops.client import StatusPage
+from jobops.coalesce import StatusShare
 from jobops.errors import BadBatchKey, LinkedInError, QueryTooLong
 from jobops.outcomes import LINKEDIN_TERMINAL, Status
-from jobops.urns import split_for_query
+from jobops.urns import query_string, split_for_query
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,11 @@ def _entry(urn: str, page: StatusPage, report: PollReport) -> dict[str, Any] | N
     return None
 
 
-def _sort_page(asked: list[str], page: StatusPage, report: PollReport) -> None:
+def _sort_page(asked: list[str], page: StatusPage, report: PollReport,
+               companions: frozenset[str] = frozenset()) -> None:
     asked_set = set(asked)
     for urn in page.results:
-        if urn not in asked_set:
+        if urn not in asked_set and urn not in companions:
             log.warning("status answer holds %s, which was not asked for; ignored", urn)
     for urn in asked:
         result = _entry(urn, page, report)
@@ -81,10 +83,22 @@ def _error_text(error: Any) -> str:
     return str(error)
 
 
-def poll(fetcher: Fetcher, urns: list[str], max_query_bytes: int, now: float) -> PollReport:
-    """Ask about every URN in ``urns`` once; see the module docstring for the buckets."""
+def poll(fetcher: Fetcher, urns: list[str], max_query_bytes: int, now: float,
+         share: StatusShare | None = None) -> PollReport:
+    """Ask about every URN in ``urns`` once; see the module docstring for the buckets.
+
+    With ``share``, the last call is filled with other verifications' due URNs and every
+    answer is shared; those companions' answers are not in the report.
+    """
     report = PollReport()
-    work: deque[list[str]] = deque(split_for_query(urns, max_query_bytes))
+    chunks = split_for_query(urns, max_query_bytes)
+    companions: frozenset[str] = frozenset()
+    if share is not None and chunks:
+        spare = max_query_bytes - len(query_string(chunks[-1]).encode()) - 1
+        extra = share.companions(urns, spare, now)
+        chunks[-1] = chunks[-1] + extra
+        companions = frozenset(extra)
+    work: deque[list[str]] = deque(chunks)
     while work:
         chunk = work.popleft()
         report.calls += 1
@@ -92,7 +106,8 @@ def poll(fetcher: Fetcher, urns: list[str], max_query_bytes: int, now: float) ->
             page = fetcher.fetch(chunk, now)
         except (BadBatchKey, QueryTooLong) as error:
             if len(chunk) == 1:
-                report.invalid[chunk[0]] = str(error)
+                if chunk[0] not in companions:
+                    report.invalid[chunk[0]] = str(error)
                 continue
             # LinkedIn does not say which key it refused: halve until it is isolated, so
             # one bad URN never holds back the good ones beside it.
@@ -102,9 +117,11 @@ def poll(fetcher: Fetcher, urns: list[str], max_query_bytes: int, now: float) ->
             continue
         except LinkedInError as error:
             report.error = error
-            report.pending.extend(chunk)
+            report.pending.extend(u for u in chunk if u not in companions)
             for rest in work:
-                report.pending.extend(rest)
+                report.pending.extend(u for u in rest if u not in companions)
             break
-        _sort_page(chunk, page, report)
+        if share is not None:
+            share.share({u: r for u, r in page.results.items() if isinstance(r, dict)}, now)
+        _sort_page([u for u in chunk if u not in companions], page, report, companions)
     return report

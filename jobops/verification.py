@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobops.catalogue import expired_entry, invalid_urn_entry
+from jobops.coalesce import StatusShare
 from jobops.errors import LinkedInError
-from jobops.outcomes import Status, build_outcome
-from jobops.polling import Fetcher, poll
+from jobops.outcomes import LINKEDIN_TERMINAL, Status, build_outcome
+from jobops.polling import Fetcher, PollReport, poll
 from jobops.request import VerificationRequest
 from jobops.retry import Jitter, backoff_seconds, next_check_seconds, wait_after_error
 from jobops.urns import describe_invalid, is_task_urn
@@ -49,6 +50,23 @@ class RunResult:
 
 
 
+def _ask(fetcher: Fetcher, urns: list[str], settings: Settings, now: float,
+         share: StatusShare | None) -> PollReport:
+    """Poll ``urns``; with ``share``, answers other runs learned recently need no call."""
+    known = share.cached(urns, now) if share is not None else {}
+    report = poll(fetcher, [u for u in urns if u not in known], settings.max_query_bytes,
+                  now, share)
+    # Statuses another run learned: terminal ones decide, fresh IN_PROGRESS ones wait.
+    for urn, entry in known.items():
+        if entry.get("status") in LINKEDIN_TERMINAL:
+            report.decided[urn] = entry
+        else:
+            report.pending.append(urn)
+        if isinstance(entry.get("externalJobPostingId"), str):
+            report.jobs[urn] = entry["externalJobPostingId"]
+    return report
+
+
 def _wait_seconds(error: LinkedInError | None, poll_round: int, settings: Settings,
                   jitter: Jitter) -> float:
     base, cap = settings.poll_interval_seconds, settings.max_poll_interval_seconds
@@ -63,6 +81,7 @@ def run_once(
     settings: Settings,
     now: float,
     jitter: Jitter = random.random,
+    share: StatusShare | None = None,
 ) -> RunResult:
     """Poll the request's URNs once; every URN ends up in ``outcomes`` or ``pending``."""
     result = RunResult()
@@ -89,7 +108,7 @@ def run_once(
 
     deadline = request.requested_at + settings.task_lifespan_seconds
     if askable and now < deadline:
-        report = poll(fetcher, askable, settings.max_query_bytes, now)
+        report = _ask(fetcher, askable, settings, now, share)
         result.calls, result.error, result.jobs = report.calls, report.error, report.jobs
         for urn, entry in report.decided.items():
             outcome(urn, Status(entry["status"]), result=entry)

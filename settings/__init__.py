@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     permit_max_wait_seconds: float = Field(2.0, alias="JOBOPS_PERMIT_MAX_WAIT_SECONDS", ge=0)
     allow_clock_override: bool = Field(False, alias="JOBOPS_ALLOW_CLOCK_OVERRIDE")
     sweep_interval_seconds: float = Field(60.0, alias="JOBOPS_SWEEP_INTERVAL_SECONDS", gt=0)
+    coalesce_polling: bool = Field(True, alias="JOBOPS_COALESCE_POLLING")
+    status_fresh_seconds: float = Field(60.0, alias="JOBOPS_STATUS_FRESH_SECONDS", gt=0)
     log_format: Literal["text", "json"] = Field("text", alias="JOBOPS_LOG_FORMAT")
     run_lease_seconds: float = Field(120.0, alias="JOBOPS_RUN_LEASE_SECONDS", gt=0)
     visibility_timeout_seconds: float = Field(

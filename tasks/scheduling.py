@@ -37,6 +37,8 @@ def _send(request: VerificationRequest, countdown_seconds: float | None) -> list
             kwargs = request.as_kwargs(urns[start:start + URNS_PER_TASK])
             # Registered first: a message lost in publishing is re-sent by the sweeper.
             rt.pending.expect(verification_id, kwargs, time.time() + countdown)
+            if rt.share is not None:
+                rt.share.expect(kwargs["task_urns"], time.time() + countdown)
             app.send_task(VERIFY_TASK, kwargs=kwargs, queue=rt.settings.queue,
                           countdown=countdown, task_id=verification_id, producer=producer,
                           kwargsrepr=describe(kwargs))

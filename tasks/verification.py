@@ -140,7 +140,11 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
 
 def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float
                ) -> dict[str, Any]:
-    result = run_once(request, rt.client, rt.settings, now)
+    result = run_once(request, rt.client, rt.settings, now, share=rt.share)
+    if rt.share is not None:
+        rt.share.settle(o["task_urn"] for o in result.outcomes)
+        if result.pending and result.next_check_seconds is not None:
+            rt.share.expect(result.pending, now + result.next_check_seconds)
     rt.records.fill_job_state(result.outcomes)
     deliver(app, rt.records, rt.settings.callback_queue,
             [(outcome_key(o["task_urn"]), o, outcome_callback(request.callbacks, o["status"]))

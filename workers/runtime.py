@@ -14,6 +14,7 @@ import redis
 import requests
 
 from jobops.client import StatusClient
+from jobops.coalesce import StatusShare
 from jobops.leases import RunLeases
 from jobops.limits import Limiter
 from jobops.metrics import Metrics
@@ -35,6 +36,7 @@ class Runtime:
     leases: RunLeases
     pending: PendingRegistry
     metrics: Metrics
+    share: StatusShare | None
 
 
 def build_limiter(settings: Settings, store: redis.Redis,
@@ -81,7 +83,9 @@ def build_runtime(settings: Settings) -> Runtime:
                               ttl_seconds=int(settings.task_lifespan_seconds + 86_400))
     return Runtime(settings=settings, session=session, redis=store, tokens=tokens,
                    limiter=limiter, client=client, records=records, leases=leases,
-                   pending=pending, metrics=metrics)
+                   pending=pending, metrics=metrics,
+                   share=StatusShare(store, settings.status_fresh_seconds)
+                   if settings.coalesce_polling else None)
 
 
 _by_pid: dict[int, Runtime] = {}

@@ -70,7 +70,8 @@ def test_burst_after_token_expiry_makes_exactly_one_token_request(
 
 def test_calls_per_second_hold_across_processes(
         sandbox: SandboxState, recorder: Recorder, jobops_worker: Callable[..., str]) -> None:
-    queue = jobops_worker(JOBOPS_CALLS_PER_SECOND="5")
+    # One call per verification, so that the limit, not coalescing, sets the pace.
+    queue = jobops_worker(JOBOPS_CALLS_PER_SECOND="5", JOBOPS_COALESCE_POLLING="0")
     sandbox.config.in_progress_seconds = 0
     urns = new_urns(40)
     before = len(sandbox.status_calls())

@@ -64,7 +64,8 @@ def test_hundred_job_create_with_alternate_locations(sandbox: SandboxState, reco
     calls = [call for call in calls if call.status == 200]  # not a 401 and its retry
     per_call = (4096 + 1) // (len(encode_id_param(urns[0])) + 1)
     assert len(calls) == math.ceil(len(urns) / per_call)
-    assert sum(call.ids for call in calls) == len(urns)
+    # The last call's spare room may carry other verifications' URNs (coalescing).
+    assert sum(call.ids for call in calls) >= len(urns)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,127 @@
+"""Coalesced polling: one status call answers for other verifications too.
+
+Every pending URN is listed in ``jobops:due`` with the time its verification next looks.
+A run fills the spare room of its last call (up to the 4 KB query limit) with other URNs
+due within ``JOBOPS_STATUS_FRESH_SECONDS``, taking them atomically so two runs do not pick
+the same ones, and shares every status it learns in ``jobops:status:<urn>``. A run first
+reads that cache: a terminal status never changes, so it is kept for a day; an
+IN_PROGRESS one is trusted only while fresh (``JOBOPS_STATUS_FRESH_SECONDS``), which is
+therefore how stale an IN_PROGRESS answer can be. Nothing else changes: each
+verification still delivers its own outcomes and retries itself.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import redis
+
+from jobops import keys
+from jobops.outcomes import LINKEDIN_TERMINAL
+from jobops.urns import encode_id_param
+
+TERMINAL_TTL_SECONDS = 86_400
+# How long a run waits for the answer about its URN that another run is asking for.
+TAKEN_WAIT_SECONDS = 1.0
+
+# KEYS: due set. ARGV: now, horizon, how many. Takes the soonest-due URNs and moves them
+# past the horizon, so a concurrent run does not take them too.
+_TAKE = """
+local found = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
+for _, urn in ipairs(found) do
+  redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[2]) + 1, urn)
+end
+return found
+"""
+
+
+class StatusShare:
+    def __init__(self, store: redis.Redis, fresh_seconds: float,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self._store = store
+        self._sleep = sleep
+        self.fresh_seconds = fresh_seconds
+        self._take = store.register_script(_TAKE)
+
+    def cached(self, urns: list[str], now: float) -> dict[str, dict[str, Any]]:
+        """Statuses other runs learned recently, by URN.
+
+        A URN another run took as a companion is being asked about right now: its answer
+        is waited for (briefly) rather than asked again.
+        """
+        known = self._read(urns)
+        missing = [u for u in urns if u not in known]
+        if not missing:
+            return known
+        with self._store.pipeline(transaction=False) as pipe:
+            for urn in missing:
+                pipe.zscore(keys.DUE, urn)
+            scores = pipe.execute()
+        taken = [u for u, score in zip(missing, scores, strict=True)
+                 if score is not None and score > now + self.fresh_seconds]
+        waited = 0.0
+        while taken and waited < TAKEN_WAIT_SECONDS:
+            self._sleep(0.02)
+            waited += 0.02
+            found = self._read(taken)
+            known.update(found)
+            taken = [u for u in taken if u not in found]
+        return known
+
+    def _read(self, urns: list[str]) -> dict[str, dict[str, Any]]:
+        if not urns:
+            return {}
+        raw = self._store.mget([keys.status_key(u) for u in urns])
+        return {u: json.loads(r) for u, r in zip(urns, raw, strict=True) if r is not None}
+
+    def companions(self, own: Iterable[str], spare_bytes: int, now: float) -> list[str]:
+        """Other due URNs that fit in ``spare_bytes`` of a query string."""
+        mine = set(own)
+        # A task URN costs about 80 bytes; ask for a few more than can fit.
+        wanted = spare_bytes // 70 + len(mine)
+        if spare_bytes <= 0 or wanted <= 0:
+            return []
+        found = self._take(keys=[keys.DUE], args=[now, now + self.fresh_seconds, wanted])
+        picked, unused = [], {}
+        for raw in found:
+            urn = raw.decode() if isinstance(raw, bytes) else str(raw)
+            cost = len(encode_id_param(urn)) + 1
+            if urn not in mine and cost <= spare_bytes:
+                picked.append(urn)
+                spare_bytes -= cost
+            elif urn not in mine:
+                unused[urn] = now  # taken but not asked: due again at once
+        if unused:
+            self._store.zadd(keys.DUE, unused, xx=True)
+        return picked
+
+    def share(self, results: Mapping[str, Mapping[str, Any]], now: float) -> None:
+        """Publish answers; a decided URN needs no more asking, a pending one not until
+        its answer goes stale."""
+        if not results:
+            return
+        with self._store.pipeline(transaction=False) as pipe:
+            for urn, result in results.items():
+                if result.get("status") in LINKEDIN_TERMINAL:
+                    pipe.set(keys.status_key(urn), json.dumps(result), ex=TERMINAL_TTL_SECONDS)
+                    pipe.zrem(keys.DUE, urn)
+                else:
+                    pipe.set(keys.status_key(urn), json.dumps(result),
+                             ex=max(1, int(self.fresh_seconds)))
+                    pipe.zadd(keys.DUE, {urn: now + self.fresh_seconds}, xx=True)
+            pipe.execute()
+
+    def expect(self, urns: Iterable[str], due_at: float) -> None:
+        """These URNs' verification looks again at ``due_at``."""
+        mapping = {urn: due_at for urn in urns}
+        if mapping:
+            self._store.zadd(keys.DUE, mapping)
+
+    def settle(self, urns: Iterable[str]) -> None:
+        """These URNs have their outcome: nobody needs to ask for them."""
+        settled = list(urns)
+        if settled:
+            self._store.zrem(keys.DUE, *settled)
