@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,15 @@ from sandbox import SandboxConfig, SandboxServer, SandboxState
 from tests.env import REDIS_URL, SANDBOX_PORT, TEST_ENV
 
 OUTCOMES_KEY = "test:outcomes:{}"
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# A SIGTERM (a CI timeout, `timeout`) unwinds the fixtures, so the worker processes they
+# started do not outlive the run and take work from the next one.
+signal.signal(signal.SIGTERM, _interrupt)
 CALLBACK_IDS_KEY = "test:callback-ids:{}"
 
 
