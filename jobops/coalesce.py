@@ -110,7 +110,7 @@ class StatusShare:
                     pipe.zrem(keys.DUE, urn)
                 else:
                     pipe.set(keys.status_key(urn), json.dumps(result),
-                             ex=max(1, int(self.fresh_seconds)))
+                             px=max(1, int(self.fresh_seconds * 1000)))
                     pipe.zadd(keys.DUE, {urn: now + self.fresh_seconds}, xx=True)
             pipe.execute()
 

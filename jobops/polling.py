@@ -123,5 +123,9 @@ def poll(fetcher: Fetcher, urns: list[str], max_query_bytes: int, now: float,
             break
         if share is not None:
             share.share({u: r for u, r in page.results.items() if isinstance(r, dict)}, now)
+            # A companion LinkedIn gave no usable answer for is its owner's to ask again;
+            # left in the due set it would be taken and asked over and over.
+            share.settle(u for u in chunk if u in companions
+                         and not isinstance(page.results.get(u), dict))
         _sort_page([u for u in chunk if u not in companions], page, report, companions)
     return report

@@ -84,7 +84,10 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(settings=settings, session=session, redis=store, tokens=tokens,
                    limiter=limiter, client=client, records=records, leases=leases,
                    pending=pending, metrics=metrics,
-                   share=StatusShare(store, settings.status_fresh_seconds)
+                   # An IN_PROGRESS answer older than one poll interval tells a
+                   # verification nothing its own next check would not.
+                   share=StatusShare(store, min(settings.status_fresh_seconds,
+                                                settings.poll_interval_seconds))
                    if settings.coalesce_polling else None)
 
 

@@ -89,7 +89,9 @@ def test_calls_per_second_hold_across_processes(
 def test_daily_quota_defers_until_midnight_utc(
         sandbox: SandboxState, recorder: Recorder, store: redis.Redis,
         jobops_worker: Callable[..., str], clock: Callable[[datetime], None]) -> None:
-    queue = jobops_worker(JOBOPS_DAILY_CALL_LIMIT="60", JOBOPS_QUOTA_RESERVE="10")
+    # One call per URN, so the work needs 80 calls.
+    queue = jobops_worker(JOBOPS_DAILY_CALL_LIMIT="60", JOBOPS_QUOTA_RESERVE="10",
+                          JOBOPS_COALESCE_POLLING="0")
     sandbox.config.in_progress_seconds = 0
     fresh_day = datetime(2031, 3, 14, 12, 0, tzinfo=UTC) + timedelta(days=os.getpid() % 1000)
     clock(fresh_day)
