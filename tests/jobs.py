@@ -51,3 +51,11 @@ def post_to(sandbox_url: str, jobs: list[dict[str, Any]], operation: str) -> dic
 
 def task_urns(answer: dict[str, Any]) -> list[str]:
     return [element["id"] for element in answer["elements"] if "id" in element]
+
+
+def posted_urns(count: int, operation: str = "CREATE") -> list[str]:
+    """Task URNs of ``count`` freshly posted single-location jobs."""
+    urns: list[str] = []
+    while len(urns) < count:
+        urns += task_urns(post([job() for _ in range(min(100, count - len(urns)))], operation))
+    return urns

@@ -11,18 +11,11 @@ import pytest
 from jobops.urns import encode_id_param
 from sandbox import SandboxState
 from tests.conftest import Recorder
-from tests.jobs import job, post, task_urns
+from tests.jobs import posted_urns
 from workers import app
 from workers.runtime import runtime
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
-
-
-def single_job_operations(count: int) -> list[str]:
-    urns: list[str] = []
-    while len(urns) < count:
-        urns += task_urns(post([job() for _ in range(min(100, count - len(urns)))], "CREATE"))
-    return urns
 
 
 @pytest.mark.parametrize("coalesce", ["1", "0"])
@@ -31,7 +24,7 @@ def test_single_job_operations_share_their_calls(
         coalesce: str) -> None:
     queue = jobops_worker(JOBOPS_COALESCE_POLLING=coalesce, JOBOPS_STATUS_FRESH_SECONDS="30")
     sandbox.config.in_progress_seconds = 0
-    urns = single_job_operations(400)
+    urns = posted_urns(400)
     before = len(sandbox.status_calls())
     # As scheduling does: each URN registered as due, one verification per job.
     runtime().share.expect(urns, time.time() + 2)

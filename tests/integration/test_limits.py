@@ -15,18 +15,11 @@ from jobops import keys
 from sandbox import SandboxState
 from settings import load_settings
 from tests.conftest import Recorder
-from tests.jobs import job, post, task_urns
+from tests.jobs import posted_urns
 from workers import app
 from workers.runtime import build_limiter
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
-
-
-def new_urns(count: int) -> list[str]:
-    urns: list[str] = []
-    while len(urns) < count:
-        urns += task_urns(post([job() for _ in range(min(100, count - len(urns)))], "CREATE"))
-    return urns
 
 
 def verify_each(urns: list[str], recorder: Recorder, queue: str | None = None,
@@ -59,7 +52,7 @@ def clock(store: redis.Redis) -> Iterator[Callable[[datetime], None]]:
 def test_burst_after_token_expiry_makes_exactly_one_token_request(
         sandbox: SandboxState, recorder: Recorder, store: redis.Redis) -> None:
     sandbox.config.in_progress_seconds = 0
-    urns = new_urns(200)
+    urns = posted_urns(200)
     forget_token(store, sandbox)
     before = sandbox.token_requests
     verify_each(urns, recorder, eta=datetime.now(UTC) + timedelta(seconds=1.5))
@@ -73,7 +66,7 @@ def test_calls_per_second_hold_across_processes(
     # One call per verification, so that the limit, not coalescing, sets the pace.
     queue = jobops_worker(JOBOPS_CALLS_PER_SECOND="5", JOBOPS_COALESCE_POLLING="0")
     sandbox.config.in_progress_seconds = 0
-    urns = new_urns(40)
+    urns = posted_urns(40)
     before = len(sandbox.status_calls())
     verify_each(urns, recorder, queue=queue)
     outcomes = recorder.wait(40, timeout_seconds=40, settle_seconds=0.2)
@@ -95,7 +88,7 @@ def test_daily_quota_defers_until_midnight_utc(
     sandbox.config.in_progress_seconds = 0
     fresh_day = datetime(2031, 3, 14, 12, 0, tzinfo=UTC) + timedelta(days=os.getpid() % 1000)
     clock(fresh_day)
-    urns = new_urns(80)
+    urns = posted_urns(80)
     before = len(sandbox.status_calls())
     verify_each(urns, recorder, queue=queue)
 
@@ -117,7 +110,7 @@ def test_daily_quota_defers_until_midnight_utc(
 
 def test_retry_after_pauses_every_process(sandbox: SandboxState, recorder: Recorder) -> None:
     sandbox.config.in_progress_seconds = 0
-    urns = new_urns(30)
+    urns = posted_urns(30)
     before = len(sandbox.status_calls())
     sandbox.script(429, {"message": "Too many requests", "status": 429}, {"Retry-After": "2"})
     verify_each(urns, recorder)
@@ -147,7 +140,7 @@ def test_killed_refresher_blocks_others_no_longer_than_the_lock_timeout(
         sandbox: SandboxState, recorder: Recorder, store: redis.Redis) -> None:
     lock_timeout_seconds = float(os.environ["JOBOPS_TOKEN_LOCK_SECONDS"])
     sandbox.config.in_progress_seconds = 0
-    urns = new_urns(6)
+    urns = posted_urns(6)
     forget_token(store, sandbox)
     sandbox.script_token(delay_seconds=30)  # the first refresher hangs on the token endpoint
     requests_before = sandbox.token_requests
@@ -170,7 +163,7 @@ def test_killed_refresher_blocks_others_no_longer_than_the_lock_timeout(
 def test_token_endpoint_failures_wait_and_retry(sandbox: SandboxState, recorder: Recorder,
                                                 store: redis.Redis) -> None:
     sandbox.config.in_progress_seconds = 0
-    urns = new_urns(3)
+    urns = posted_urns(3)
     forget_token(store, sandbox)
     sandbox.script_token(status=503, times=2)
     before = sandbox.token_requests
