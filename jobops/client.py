@@ -33,7 +33,6 @@ class StatusPage:
 
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, Any] = field(default_factory=dict)
-    query_bytes: int = 0
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
@@ -104,9 +103,7 @@ class StatusClient:
                     resolution="a fresh token was refused too: check the application's "
                     "access to the Job Posting API",
                 )
-        page = self._classify(response, now)
-        page.query_bytes = len(query.encode())
-        return page
+        return self._classify(response, now)
 
     def _get(self, url: str, token: str, urns: int) -> requests.Response:
         self._permits.acquire()

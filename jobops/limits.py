@@ -135,7 +135,6 @@ class Limiter:
         self._acquire = store.register_script(_ACQUIRE)
         self._block = store.register_script(_BLOCK)
         self._snapshot = store.register_script(_SNAPSHOT)
-        self.waited_seconds = 0.0
 
     @property
     def _window_ms(self) -> int:
@@ -171,7 +170,6 @@ class Limiter:
             self._sleep(wait_seconds)
             self._on_wait(wait_seconds)
             waited += wait_seconds
-            self.waited_seconds += wait_seconds
 
     def pause(self, seconds: float | None) -> float:
         """Stop every process calling for ``seconds`` (None: until midnight UTC)."""

@@ -1,3 +1,5 @@
+import sys
+
 from jobops.cli import main
 
-raise SystemExit(main(["sandbox", *__import__("sys").argv[1:]]))
+raise SystemExit(main(["sandbox", *sys.argv[1:]]))

@@ -14,11 +14,11 @@ from typing import Any
 from celery.signals import worker_ready
 
 from jobops import keys
+from tasks.scheduling import VERIFY_TASK
 from workers import app
 from workers.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
-VERIFY_TASK = "jobops.verify_job_operation"
 
 
 def sweep_once(rt: Runtime, now: float) -> int:
