@@ -45,6 +45,12 @@ class SandboxConfig:
     advertised_expires_in_seconds: float | None = None
     in_progress_seconds: float = 2.0
     in_progress_jitter_seconds: float = 0.0
+    # The share of new tasks that stay IN_PROGRESS for in_progress_seconds; the rest are
+    # decided at once.
+    in_progress_share: float = 1.0
+    # Count the IN_PROGRESS time from a task's first status call instead of its creation,
+    # so a benchmark can be sure that share is IN_PROGRESS at its first check.
+    in_progress_from_first_check: bool = False
     migrating_organizations: frozenset[str] = frozenset()
     unknown_locations: frozenset[str] = frozenset({"Atlantis", "Nowhere"})
     # Probability per status call of each fault; see FAULTS.
@@ -65,6 +71,8 @@ class SandboxTask:
     ready_at: float
     final: dict[str, Any]
     held: bool = False
+    wait_seconds: float = 0.0
+    first_checked_at: float | None = None
 
 
 @dataclass
@@ -244,8 +252,12 @@ class SandboxState:
             task = self._tasks.get(urn)
             if task is None:
                 errors[urn] = {"status": 404, "message": f"Task {urn} not found"}
-            else:
-                results[urn] = self._view(task, now)
+                continue
+            if task.first_checked_at is None:
+                task.first_checked_at = now
+                if self.config.in_progress_from_first_check:
+                    task.ready_at = now + task.wait_seconds
+            results[urn] = self._view(task, now)
         return 200, {"results": results, "statuses": {}, "errors": errors}, {}
 
     @staticmethod
@@ -318,13 +330,15 @@ class SandboxState:
         answers = []
         for location, final in self._decide(element):
             urn = f"urn:li:simpleJobPostingTask:{uuid.uuid4()}"
-            jitter = self._random.uniform(0, self.config.in_progress_jitter_seconds)
+            wait = 0.0
+            if self._random.random() < self.config.in_progress_share:
+                wait = self.config.in_progress_seconds + self._random.uniform(
+                    0, self.config.in_progress_jitter_seconds)
             external_id = element["externalJobPostingId"]
             self._tasks[urn] = SandboxTask(
                 urn=urn, external_id=external_id, operation=element["jobPostingOperationType"],
-                location=location, final=final,
-                ready_at=self.clock() + self.config.in_progress_seconds + jitter,
-                held=external_id in self._held_jobs,
+                location=location, final=final, ready_at=self.clock() + wait,
+                held=external_id in self._held_jobs, wait_seconds=wait,
             )
             answers.append({"id": urn, "status": 202,
                             "location": "/simpleJobPostings/" + urn.replace(":", "%3A")})
