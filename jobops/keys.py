@@ -30,6 +30,26 @@
     jobops:status:<task URN>             JSON of LinkedIn's last answer for it, shared by
                                          every run; TTL: a day if terminal, else
                                          JOBOPS_STATUS_FRESH_SECONDS
+    jobops:batch:<batch id>              hash of one BATCH callback: signature (JSON of the
+                                         Celery signature), seq (counter of its sealed
+                                         batches, started at the clock in ms); <batch id>:
+                                         digest of the normalized spec (task, args, kwargs,
+                                         options, batch_size, batch_seconds); TTL: as the
+                                         outcomes, renewed by every append
+    jobops:batch:<batch id>:items        list: JSON outcomes of its open batch, fewer than
+                                         batch_size; TTL: as above
+    jobops:batched:<batch id>:<record key without jobops:>
+                                         "1": that outcome was added to that batch, so a
+                                         run that crashed and runs again adds it once; TTL:
+                                         as the outcomes
+    jobops:batches:open                  sorted set: batch ids with an open batch, scored
+                                         by its deadline (first outcome's Redis time in ms
+                                         plus batch_seconds)
+    jobops:batches:sealed                hash: sealed id (<batch id>:<seq>) -> JSON
+                                         {"signature": …, "outcomes": […]}, deleted once
+                                         published; no TTL
+    jobops:batches:sealed:at             sorted set: sealed ids, scored by when they were
+                                         sealed or last claimed for re-sending (Redis ms)
     jobops:token                         hash: access_token, fetched_at_ms, expires_at_ms
                                          (Redis clock); TTL: expires_in minus the refresh
                                          margin, so it is gone when it should be renewed
@@ -43,8 +63,9 @@
     jobops:clock:offset_ms               test clock: milliseconds added to Redis time, read
                                          only when JOBOPS_ALLOW_CLOCK_OVERRIDE is set
 
-The rate and quota scripts build the quota key from Redis time, so they assume one Redis
-server (not Redis Cluster). Celery's own keys (the broker queue, unacked messages) live
+The rate and quota scripts build the quota key from Redis time, and the batch flush script
+builds batch keys from the ids it finds, so they assume one Redis server (not Redis
+Cluster). Celery's own keys (the broker queue, unacked messages) live
 beside these in the same database; none of them starts with ``jobops:``.
 """
 
@@ -64,6 +85,9 @@ SWEEP_LOCK = f"{PREFIX}sweep:lock"
 PENDING_URNS = f"{PREFIX}pending:urns"
 METRICS = f"{PREFIX}metrics"
 DUE = f"{PREFIX}due"
+BATCHES_OPEN = f"{PREFIX}batches:open"
+BATCHES_SEALED = f"{PREFIX}batches:sealed"
+BATCHES_SEALED_AT = f"{PREFIX}batches:sealed:at"
 
 
 def outcome_key(task_urn: str) -> str:
@@ -101,3 +125,15 @@ def pending_args_key(verification_id: str) -> str:
 
 def status_key(task_urn: str) -> str:
     return f"{PREFIX}status:{task_urn}"
+
+
+def batch_key(batch_id: str) -> str:
+    return f"{PREFIX}batch:{batch_id}"
+
+
+def batch_items_key(batch_id: str) -> str:
+    return f"{batch_key(batch_id)}:items"
+
+
+def batched_key(batch_id: str, record_key: str) -> str:
+    return f"{PREFIX}batched:{batch_id}:{record_key.removeprefix(PREFIX)}"

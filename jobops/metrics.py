@@ -25,6 +25,9 @@ _HELP = {
     "jobops_token_refreshes_total": ("counter", "Access tokens fetched for the fleet"),
     "jobops_permit_waits_total": ("counter", "Times a worker waited for a call permit"),
     "jobops_permit_wait_seconds_total": ("counter", "Time spent waiting for call permits"),
+    "jobops_batches_sent_total": ("counter", "Batches sent to BATCH callbacks (re-sends of a "
+                                  "batch whose sender died included)"),
+    "jobops_batched_outcomes_total": ("counter", "Outcomes in the batches sent"),
     "jobops_outcome_latency_seconds": ("histogram", "From the LinkedIn operation to its "
                                        "outcome"),
 }

@@ -22,7 +22,15 @@ from jobops.urns import describe_invalid, is_task_urn
 DEFAULT_CALLBACK = "DEFAULT"
 # JOB_COMPLETE receives one summary per job once all its locations have ended.
 JOB_COMPLETE_CALLBACK = "JOB_COMPLETE"
-CALLBACK_KEYS = frozenset(OUTCOME_STATUSES) | {DEFAULT_CALLBACK, JOB_COMPLETE_CALLBACK}
+# BATCH receives lists of outcomes (every status), besides any callback above.
+BATCH_CALLBACK = "BATCH"
+CALLBACK_KEYS = frozenset(OUTCOME_STATUSES) | {DEFAULT_CALLBACK, JOB_COMPLETE_CALLBACK,
+                                               BATCH_CALLBACK}
+# A BATCH signature may also say when a batch is full; the rest is Celery's signature.
+BATCH_SIZE = "batch_size"
+BATCH_SECONDS = "batch_seconds"
+MAX_BATCH_SIZE = 10_000
+MAX_BATCH_SECONDS = 3_600.0
 _TASK_NAME = re.compile(r"[A-Za-z_][\w.:-]{0,199}")
 MAX_URNS_PER_REQUEST = 50_000
 MAX_CONTEXT_BYTES = 16_384
@@ -125,11 +133,35 @@ def _check_callback(key: str, spec: Any) -> Any:
         for part, kind in (("args", (list, tuple)), ("kwargs", Mapping), ("options", Mapping)):
             if spec.get(part) is not None and not isinstance(spec[part], kind):
                 raise InvalidRequest(f"callbacks[{key}].{part} has the wrong type")
+        _check_batch_limits(key, spec)
         _check_json(f"callbacks[{key}]", dict(spec))
         return dict(spec)
     raise InvalidRequest(
         f"callbacks[{key}] must be a task name or a signature; got {type(spec).__name__}"
     )
+
+
+def _check_batch_limits(key: str, spec: Mapping[str, Any]) -> None:
+    given = [part for part in (BATCH_SIZE, BATCH_SECONDS) if part in spec]
+    if given and key != BATCH_CALLBACK:
+        raise InvalidRequest(
+            f"callbacks[{key}].{given[0]} applies to BATCH callbacks only; remove it, or "
+            "register the callback under BATCH to receive lists of outcomes"
+        )
+    size = spec.get(BATCH_SIZE)
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int)
+                             or not 1 <= size <= MAX_BATCH_SIZE):
+        raise InvalidRequest(
+            f"callbacks[BATCH].{BATCH_SIZE} must be a whole number of outcomes from 1 to "
+            f"{MAX_BATCH_SIZE}; got {size!r:.40}"
+        )
+    seconds = spec.get(BATCH_SECONDS)
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float)
+                                or not 0 < seconds <= MAX_BATCH_SECONDS):
+        raise InvalidRequest(
+            f"callbacks[BATCH].{BATCH_SECONDS} must be a number of seconds above 0 and at "
+            f"most {MAX_BATCH_SECONDS:g}; got {seconds!r:.40}"
+        )
 
 
 def _check_json(what: str, value: Any) -> int:

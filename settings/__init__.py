@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobops.errors import ConfigurationError
+from jobops.request import MAX_BATCH_SECONDS, MAX_BATCH_SIZE
 
 __all__ = ["Settings", "get_settings", "celery_config"]
 
@@ -65,6 +66,10 @@ class Settings(BaseSettings):
         7200.0, alias="JOBOPS_VISIBILITY_TIMEOUT_SECONDS", ge=10
     )
     eta_task_limit: int = Field(10_000, alias="JOBOPS_ETA_TASK_LIMIT", ge=1)
+    # BATCH callbacks that do not say: outcomes per batch, and the longest a batch waits.
+    batch_size: int = Field(100, alias="JOBOPS_BATCH_SIZE", ge=1, le=MAX_BATCH_SIZE)
+    batch_seconds: float = Field(5.0, alias="JOBOPS_BATCH_SECONDS", gt=0,
+                                 le=MAX_BATCH_SECONDS)
 
     @model_validator(mode="after")
     def _countdowns_under_visibility_timeout(self) -> Settings:

@@ -1,4 +1,4 @@
-"""Firing callbacks: one task per outcome, sent once, with a deterministic task id."""
+"""Firing callbacks: one task per outcome, or one per batch, with deterministic task ids."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 from celery import Celery, Signature, signature
 
-from jobops.records import Records
 from jobops.request import DEFAULT_CALLBACK
+from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 _NAMESPACE = uuid.UUID("6f1c39c5-3c7e-4f55-9a44-2f0b8f1c5a10")
@@ -19,6 +19,11 @@ _NAMESPACE = uuid.UUID("6f1c39c5-3c7e-4f55-9a44-2f0b8f1c5a10")
 def callback_task_id(record_key: str) -> str:
     """The same outcome always gets the same callback task id, so consumers can de-dup."""
     return f"jobops-outcome-{uuid.uuid5(_NAMESPACE, record_key)}"
+
+
+def batch_task_id(sealed_id: str) -> str:
+    """A sealed batch sent again (its sender died) carries the same task id."""
+    return f"jobops-batch-{uuid.uuid5(_NAMESPACE, sealed_id)}"
 
 
 def outcome_callback(callbacks: Mapping[str, Any], status: str) -> Any:
@@ -37,27 +42,66 @@ def build_signature(app: Celery, spec: Any, default_queue: str) -> Signature:
 
 def deliver(
     app: Celery,
-    records: Records,
-    callback_queue: str,
+    rt: Runtime,
     items: Sequence[tuple[str, dict[str, Any], Any]],
+    batch: Any = None,
 ) -> int:
     """Send each (record key, payload, callback) not delivered before; returns how many.
 
     Every payload is recorded, with or without a callback, so it can be looked up later.
+    With a ``batch`` (a BATCH callback spec), each is also added to that batch.
     """
-    fresh = [item for item, seen in zip(items, records.seen([k for k, _, _ in items]),
+    fresh = [item for item, seen in zip(items, rt.records.seen([k for k, _, _ in items]),
                                         strict=True) if not seen]
     sent = 0
     with app.producer_or_acquire() as producer:
         for key, payload, spec in fresh:
             if spec is None:
                 continue
-            build_signature(app, spec, callback_queue).apply_async(
+            build_signature(app, spec, rt.settings.callback_queue).apply_async(
                 args=(payload,), task_id=callback_task_id(key), producer=producer
             )
             sent += 1
-    # Recorded after sending: a crash in between sends again (same task id), never loses.
-    records.write([(key, payload) for key, payload, _ in fresh])
+        sealed = []
+        if batch is not None and fresh:
+            # Before the record: a crash in between adds again, which the batch's
+            # per-outcome marker turns into nothing.
+            sealed = rt.batches.append(rt.batches.spec(batch),
+                                       [(key, payload) for key, payload, _ in fresh])
+        # Recorded after sending: a crash in between sends again (same task id), never loses.
+        rt.records.write([(key, payload) for key, payload, _ in fresh])
+        publish_batches(app, rt, sealed, producer)
     if len(fresh) < len(items):
         log.info("skipped %d outcomes delivered earlier", len(items) - len(fresh))
     return sent
+
+
+def describe_batch(outcomes: Sequence[Mapping[str, Any]]) -> str:
+    """A short picture of a batch's argument for Flower, instead of the whole list."""
+    names = [str(o.get("task_urn")).rsplit(":", 1)[-1][:8] + "…" if o.get("task_urn")
+             else f"element {o.get('element_index')}" for o in outcomes[:3]]
+    more = f" +{len(outcomes) - 3} more" if len(outcomes) > 3 else ""
+    noun = "outcome" if len(outcomes) == 1 else "outcomes"
+    return f"BATCH · {len(outcomes)} {noun} ({', '.join(names)}{more})"
+
+
+def publish_batches(app: Celery, rt: Runtime, sealed_ids: Sequence[str],
+                    producer: Any = None) -> int:
+    """Send sealed batches, then forget each; returns how many were sent.
+
+    A batch whose sending fails stays sealed, and a flusher sends it again later.
+    """
+    batches = rt.batches.sealed(sealed_ids)
+    if not batches:
+        return 0
+    with app.producer_or_acquire(producer) as producer:
+        for batch in batches:
+            build_signature(app, batch.signature, rt.settings.callback_queue).apply_async(
+                args=(batch.outcomes,), task_id=batch_task_id(batch.sealed_id),
+                producer=producer, argsrepr=describe_batch(batch.outcomes))
+            rt.batches.sent(batch.sealed_id)
+            rt.metrics.add("jobops_batches_sent_total")
+            rt.metrics.add("jobops_batched_outcomes_total", len(batch.outcomes))
+            log.info("sent batch %s: %d outcomes to %s", batch.sealed_id,
+                     len(batch.outcomes), batch.signature["task"])
+    return len(batches)

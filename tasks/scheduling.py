@@ -14,7 +14,7 @@ from typing import Any
 from jobops.errors import InvalidRequest
 from jobops.keys import refused_outcome_key
 from jobops.outcomes import Operation, Status, build_outcome
-from jobops.request import VerificationRequest, describe, parse_request
+from jobops.request import BATCH_CALLBACK, VerificationRequest, describe, parse_request
 from tasks.callbacks import deliver, outcome_callback
 from workers import app
 from workers.runtime import runtime
@@ -146,9 +146,10 @@ def schedule_from_answer(
             )
             outcome["element_index"] = index
             outcomes.append((refused_outcome_key(verification_id, index), outcome))
-        deliver(app, rt.records, rt.settings.callback_queue,
-                [(key, o, outcome_callback(request.callbacks, o["status"]))
-                 for key, o in outcomes])
+        deliver(app, rt, [(key, o, outcome_callback(request.callbacks, o["status"]))
+                          for key, o in outcomes],
+                batch=request.callbacks.get(BATCH_CALLBACK))
+        rt.metrics.flush(rt.redis)
     return {
         "verification_id": verification_id,
         "verification_ids": ids,

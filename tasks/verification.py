@@ -14,6 +14,7 @@ from jobops.errors import InvalidRequest
 from jobops.jobs import completed_jobs, job_summary
 from jobops.keys import job_summary_key, outcome_key
 from jobops.request import (
+    BATCH_CALLBACK,
     JOB_COMPLETE_CALLBACK,
     VerificationRequest,
     describe,
@@ -56,7 +57,7 @@ def _deliver_job_summaries(rt: Runtime, request: VerificationRequest, result: Ru
         found = [o for o in outcomes if o is not None]
         summary = job_summary(job, request.operation.value, dict(request.context), found)
         items.append((job_summary_key(urns), summary, spec))
-    deliver(app, rt.records, rt.settings.callback_queue, items)
+    deliver(app, rt, items)
     return jobs
 
 
@@ -146,9 +147,9 @@ def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float
         if result.pending and result.next_check_seconds is not None:
             rt.share.expect(result.pending, now + result.next_check_seconds)
     rt.records.fill_job_state(result.outcomes)
-    deliver(app, rt.records, rt.settings.callback_queue,
+    deliver(app, rt,
             [(outcome_key(o["task_urn"]), o, outcome_callback(request.callbacks, o["status"]))
-             for o in result.outcomes])
+             for o in result.outcomes], batch=request.callbacks.get(BATCH_CALLBACK))
     for outcome in result.outcomes:
         rt.metrics.outcome(outcome["status"], outcome["operation"], now - request.requested_at)
     jobs = (_deliver_job_summaries(rt, request, result)

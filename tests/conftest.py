@@ -38,6 +38,7 @@ def _interrupt(signum: int, frame: object) -> None:
 # started do not outlive the run and take work from the next one.
 signal.signal(signal.SIGTERM, _interrupt)
 CALLBACK_IDS_KEY = "test:callback-ids:{}"
+BATCHES_KEY = "test:batches:{}"
 
 
 def sandbox_defaults() -> SandboxConfig:
@@ -114,6 +115,18 @@ class Recorder:
 
     def callback_ids(self) -> list[str]:
         return [i.decode() for i in self.store.lrange(CALLBACK_IDS_KEY.format(self.tag), 0, -1)]
+
+    def batches(self) -> list[dict[str, Any]]:
+        """The batches a BATCH callback (tests.record_batch) received with this test's
+        outcomes: task id, size, received_at and the callback's own args."""
+        return [json.loads(item) for item in self.store.lrange(BATCHES_KEY.format(self.tag),
+                                                                 0, -1)]
+
+    def batch_callback(self, batch_size: int, batch_seconds: float) -> dict[str, Any]:
+        """A BATCH callback for this test: its own tag as an argument keeps its batches
+        apart from other tests'."""
+        return {"task": "tests.record_batch", "args": [self.tag], "batch_size": batch_size,
+                "batch_seconds": batch_seconds}
 
     def wait(self, count: int, timeout_seconds: float = 60, settle_seconds: float = 1.0
              ) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from functools import partial
 import redis
 import requests
 
+from jobops.batches import Batches
 from jobops.client import StatusClient
 from jobops.coalesce import StatusShare
 from jobops.leases import RunLeases
@@ -37,6 +38,7 @@ class Runtime:
     pending: PendingRegistry
     metrics: Metrics
     share: StatusShare | None
+    batches: Batches
 
 
 def build_limiter(settings: Settings, store: redis.Redis,
@@ -76,6 +78,9 @@ def build_runtime(settings: Settings) -> Runtime:
     client = StatusClient(session, settings.linkedin_api_url, tokens, limiter,
                           settings.http_timeout_seconds, metrics)
     records = Records(store, ttl_seconds=int(settings.task_lifespan_seconds + 86_400))
+    # An outcome's batch marker lives as long as its record, which it guards in between.
+    batches = Batches(store, settings.batch_size, settings.batch_seconds,
+                      ttl_seconds=records.ttl_seconds)
     leases = RunLeases(store, settings.run_lease_seconds,
                        done_ttl_seconds=int(settings.visibility_timeout_seconds * 2))
     # Overdue only once the broker's own redelivery has had its chance.
@@ -83,7 +88,7 @@ def build_runtime(settings: Settings) -> Runtime:
                               ttl_seconds=int(settings.task_lifespan_seconds + 86_400))
     return Runtime(settings=settings, session=session, redis=store, tokens=tokens,
                    limiter=limiter, client=client, records=records, leases=leases,
-                   pending=pending, metrics=metrics,
+                   pending=pending, metrics=metrics, batches=batches,
                    # An IN_PROGRESS answer older than one poll interval tells a
                    # verification nothing its own next check would not.
                    share=StatusShare(store, min(settings.status_fresh_seconds,

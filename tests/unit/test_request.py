@@ -32,6 +32,19 @@ def parse(**changes: Any) -> Any:
     ({"callbacks": {"FAILED": "no spaces allowed"}}, "is not a task name"),
     ({"callbacks": {"FAILED": {"args": []}}}, "'task' name"),
     ({"callbacks": "a.b"}, "must map"),
+    ({"callbacks": {"BATCH": {"task": "a.b", "batch_size": 0}}}, "from 1 to 10000; got 0"),
+    ({"callbacks": {"BATCH": {"task": "a.b", "batch_size": 10_001}}}, "from 1 to 10000"),
+    ({"callbacks": {"BATCH": {"task": "a.b", "batch_size": 2.5}}}, "whole number"),
+    ({"callbacks": {"BATCH": {"task": "a.b", "batch_size": True}}}, "whole number"),
+    ({"callbacks": {"BATCH": {"task": "a.b", "batch_size": "50"}}}, "got '50'"),
+    ({"callbacks": {"BATCH": {"task": "a.b", "batch_seconds": 0}}}, "above 0 and at most 3600"),
+    ({"callbacks": {"BATCH": {"task": "a.b", "batch_seconds": 3601}}}, "at most 3600"),
+    ({"callbacks": {"BATCH": {"task": "a.b", "batch_seconds": float("nan")}}}, "got nan"),
+    ({"callbacks": {"BATCH": {"task": "a.b", "batch_seconds": "5"}}}, "number of seconds"),
+    ({"callbacks": {"BATCH": {"batch_size": 5}}}, "'task' name"),
+    ({"callbacks": {"BATCH": 5}}, "task name or a signature"),
+    ({"callbacks": {"FAILED": {"task": "a.b", "batch_size": 5}}},
+     "callbacks[FAILED].batch_size applies to BATCH callbacks only"),
     ({"context": ["x"]}, "JSON object"),
     ({"context": {"when": object()}}, "JSON-serializable"),
     ({"context": {"blob": "x" * 20_000}}, "bytes as JSON"),
@@ -51,6 +64,14 @@ def test_accepted_and_deduplicated() -> None:
     assert request.as_kwargs()["requested_at"] == "2026-11-29T10:00:00.000+00:00"
 
 
+def test_batch_callbacks_accepted() -> None:
+    request = parse(callbacks={"BATCH": {"task": "p.batch", "batch_size": 10_000,
+                                         "batch_seconds": 0.25},
+                               "DEFAULT": "p.each"})
+    assert request.callbacks["BATCH"]["batch_size"] == 10_000
+    assert parse(callbacks={"BATCH": "p.batch"}).callbacks == {"BATCH": "p.batch"}
+
+
 def test_backoff_grows_caps_and_jitters() -> None:
     steps = [backoff_seconds(n, 60, 1800, jitter=lambda: 1.0) for n in range(8)]
     assert steps == [60, 120, 240, 480, 960, 1800, 1800, 1800]
@@ -67,6 +88,10 @@ def test_next_check_never_passes_the_deadline() -> None:
     ({"JOBOPS_FIRST_CHECK_SECONDS": "soon"}, "JOBOPS_FIRST_CHECK_SECONDS"),
     ({"JOBOPS_MAX_POLL_INTERVAL_SECONDS": "5000"}, "VISIBILITY_TIMEOUT"),
     ({"LINKEDIN_API_URL": "api.linkedin.com"}, "LINKEDIN_API_URL"),
+    ({"JOBOPS_BATCH_SIZE": "0"}, "JOBOPS_BATCH_SIZE"),
+    ({"JOBOPS_BATCH_SIZE": "20000"}, "JOBOPS_BATCH_SIZE"),
+    ({"JOBOPS_BATCH_SECONDS": "0"}, "JOBOPS_BATCH_SECONDS"),
+    ({"JOBOPS_BATCH_SECONDS": "7200"}, "JOBOPS_BATCH_SECONDS"),
     ({"JOBOPS_TASK_LIFESPAN_DAYS": "-1"}, "JOBOPS_TASK_LIFESPAN_DAYS"),
 ])
 def test_bad_settings_name_the_variable(env: dict[str, str], fragment: str) -> None:

@@ -1,0 +1,233 @@
+"""Batched callbacks: outcomes gathered in Redis into lists of at most N, or T seconds old.
+
+A BATCH callback spec (a task name, or a signature with optional ``batch_size`` and
+``batch_seconds``) is normalized into a :class:`BatchSpec`; the digest of that is the
+batch id, so every verification that registers the same spec fills the same batch.
+
+One Lua script appends outcomes (each at most once: a marker per outcome and batch) and
+seals every full batch; another, run by each worker's flusher, seals batches whose first
+outcome is ``batch_seconds`` old, whatever their size. Sealing moves the outcomes into
+``jobops:batches:sealed`` under a new sealed id in the same step, so an outcome is in
+exactly one batch however many processes append and flush at once. A sealed batch is
+deleted only once it was published: if its publisher dies first, a flusher claims it
+after ``REPUBLISH_AFTER_SECONDS`` and sends it again, with the same task id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from jobops import keys
+from jobops.request import BATCH_SECONDS, BATCH_SIZE
+
+# A sealed batch not deleted this long after sealing lost its publisher.
+REPUBLISH_AFTER_SECONDS = 10.0
+# Outcomes per append script: bounds how long one script holds Redis.
+APPEND_CHUNK = 500
+# Open batches sealed by one flush script.
+FLUSH_LIMIT = 100
+
+_NOW_MS = """
+local clock = redis.call('TIME')
+local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
+
+# Moves ``items`` into a new sealed batch of ``bid``; returns its sealed id. The counter
+# starts at the clock (HSETNX on append), so ids stay unique even after the hash expired.
+_SEAL = """
+local function seal(bid, meta, items, sealed, sealed_at, now_ms)
+  local sid = bid .. ':' .. redis.call('HINCRBY', meta, 'seq', 1)
+  local signature = redis.call('HGET', meta, 'signature')
+  redis.call('HSET', sealed, sid,
+             '{"signature":' .. signature .. ',"outcomes":[' .. table.concat(items, ',') .. ']}')
+  redis.call('ZADD', sealed_at, now_ms, sid)
+  return sid
+end
+"""
+
+# KEYS: items list, batch hash, open set, sealed hash, sealed-at set, then one marker per
+# outcome. ARGV: batch id, size, seconds (ms), signature JSON, ttl (s), then the outcomes'
+# JSON. Returns the ids of the batches it sealed.
+_APPEND = _NOW_MS + _SEAL + """
+local size, ttl = tonumber(ARGV[2]), tonumber(ARGV[5])
+local added = 0
+for i = 6, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) then
+    redis.call('RPUSH', KEYS[1], ARGV[i])
+    added = added + 1
+  end
+end
+if added == 0 then return {} end
+redis.call('HSET', KEYS[2], 'signature', ARGV[4])
+redis.call('HSETNX', KEYS[2], 'seq', now_ms)
+redis.call('EXPIRE', KEYS[2], ttl)
+redis.call('EXPIRE', KEYS[1], ttl)
+local done = {}
+while redis.call('LLEN', KEYS[1]) >= size do
+  local items = redis.call('LRANGE', KEYS[1], 0, size - 1)
+  redis.call('LTRIM', KEYS[1], size, -1)
+  done[#done + 1] = seal(ARGV[1], KEYS[2], items, KEYS[4], KEYS[5], now_ms)
+end
+if #done == 0 then
+  redis.call('ZADD', KEYS[3], 'NX', now_ms + tonumber(ARGV[3]), ARGV[1])
+elseif redis.call('LLEN', KEYS[1]) > 0 then
+  -- The list held fewer than size before this call, so what is left arrived now.
+  redis.call('ZADD', KEYS[3], now_ms + tonumber(ARGV[3]), ARGV[1])
+else
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
+return done
+"""
+
+# KEYS: open set, sealed hash, sealed-at set. ARGV: batch key prefix, limit, republish
+# after (ms). Seals every open batch past its deadline, claims sealed batches nobody
+# published (pushing their time on, so one flusher takes each), and returns
+# {ms until the next deadline or -1, sealed ids, claimed ids}.
+_FLUSH = _NOW_MS + _SEAL + """
+local limit = tonumber(ARGV[2])
+local fresh, stale = {}, {}
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, limit)
+for _, bid in ipairs(due) do
+  redis.call('ZREM', KEYS[1], bid)
+  local list = ARGV[1] .. bid .. ':items'
+  local items = redis.call('LRANGE', list, 0, -1)
+  redis.call('DEL', list)
+  if #items > 0 then
+    fresh[#fresh + 1] = seal(bid, ARGV[1] .. bid, items, KEYS[2], KEYS[3], now_ms)
+  end
+end
+local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now_ms - tonumber(ARGV[3]),
+                       'LIMIT', 0, limit)
+for _, sid in ipairs(old) do
+  redis.call('ZADD', KEYS[3], now_ms, sid)
+  stale[#stale + 1] = sid
+end
+local wait = -1
+local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #next_due > 0 then wait = math.max(0, tonumber(next_due[2]) - now_ms) end
+return {wait, fresh, stale}
+"""
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """A BATCH callback, normalized: the Celery signature and when a batch is full."""
+
+    signature: Mapping[str, Any]
+    size: int
+    seconds: float
+
+    @property
+    def batch_id(self) -> str:
+        text = json.dumps({"signature": self.signature, "size": self.size,
+                           "seconds": self.seconds}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def batch_spec(raw: Any, default_size: int, default_seconds: float) -> BatchSpec:
+    """Normalize a (validated) BATCH spec, so equal callbacks share one batch."""
+    given: dict[str, Any] = {"task": raw} if isinstance(raw, str) else dict(raw)
+    size = given.pop(BATCH_SIZE, None)
+    seconds = given.pop(BATCH_SECONDS, None)
+    signature = {
+        "task": given.pop("task"),
+        "args": list(given.pop("args", None) or []),
+        "kwargs": dict(given.pop("kwargs", None) or {}),
+        "options": dict(given.pop("options", None) or {}),
+        # Unset keys of Celery's dict(sig) (subtask_type None, immutable False…) are
+        # dropped, so a task name and its plain signature share a batch.
+        **{key: value for key, value in given.items() if value is not None and value is not False},
+    }
+    return BatchSpec(signature=signature,
+                     size=int(default_size if size is None else size),
+                     seconds=float(default_seconds if seconds is None else seconds))
+
+
+@dataclass(frozen=True)
+class SealedBatch:
+    sealed_id: str
+    signature: dict[str, Any]
+    outcomes: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Flush:
+    """What one flush found: batches sealed now, ones re-claimed, and the next deadline."""
+
+    sealed: list[str]
+    stale: list[str]
+    next_due_seconds: float | None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Batches:
+    def __init__(self, store: redis.Redis, default_size: int, default_seconds: float,
+                 ttl_seconds: int, republish_after_seconds: float = REPUBLISH_AFTER_SECONDS
+                 ) -> None:
+        self._store = store
+        self.default_size = default_size
+        self.default_seconds = default_seconds
+        self.ttl_seconds = ttl_seconds
+        self.republish_after_seconds = republish_after_seconds
+        self._append = store.register_script(_APPEND)
+        self._flush = store.register_script(_FLUSH)
+
+    def spec(self, raw: Any) -> BatchSpec:
+        return batch_spec(raw, self.default_size, self.default_seconds)
+
+    def append(self, spec: BatchSpec, items: Sequence[tuple[str, Mapping[str, Any]]]
+               ) -> list[str]:
+        """Add (record key, outcome) pairs not added before; returns the ids it sealed."""
+        batch_id = spec.batch_id
+        signature = json.dumps(spec.signature, sort_keys=True)
+        sealed: list[str] = []
+        for start in range(0, len(items), APPEND_CHUNK):
+            chunk = items[start:start + APPEND_CHUNK]
+            found = self._append(
+                keys=[keys.batch_items_key(batch_id), keys.batch_key(batch_id),
+                      keys.BATCHES_OPEN, keys.BATCHES_SEALED, keys.BATCHES_SEALED_AT,
+                      *(keys.batched_key(batch_id, key) for key, _ in chunk)],
+                args=[batch_id, spec.size, max(1, int(spec.seconds * 1000)), signature,
+                      self.ttl_seconds, *(json.dumps(outcome) for _, outcome in chunk)])
+            sealed += [_text(sid) for sid in found]
+        return sealed
+
+    def flush(self, limit: int = FLUSH_LIMIT) -> Flush:
+        """Seal every batch past its deadline and claim sealed ones left unpublished."""
+        wait_ms, fresh, stale = self._flush(
+            keys=[keys.BATCHES_OPEN, keys.BATCHES_SEALED, keys.BATCHES_SEALED_AT],
+            args=[keys.batch_key(""), limit, int(self.republish_after_seconds * 1000)])
+        return Flush(sealed=[_text(s) for s in fresh], stale=[_text(s) for s in stale],
+                     next_due_seconds=None if int(wait_ms) < 0 else int(wait_ms) / 1000)
+
+    def sealed(self, sealed_ids: Sequence[str]) -> list[SealedBatch]:
+        """The sealed batches still waiting to be published, of ``sealed_ids``."""
+        if not sealed_ids:
+            return []
+        found, gone = [], []
+        raw_batches = self._store.hmget(keys.BATCHES_SEALED, list(sealed_ids))
+        for sealed_id, raw in zip(sealed_ids, raw_batches, strict=True):
+            if raw is None:
+                gone.append(sealed_id)  # published meanwhile by another process
+            else:
+                batch = json.loads(raw)
+                found.append(SealedBatch(sealed_id, batch["signature"], batch["outcomes"]))
+        if gone:
+            self._store.zrem(keys.BATCHES_SEALED_AT, *gone)
+        return found
+
+    def sent(self, sealed_id: str) -> None:
+        """A sealed batch was published: forget it."""
+        with self._store.pipeline(transaction=True) as pipe:
+            pipe.hdel(keys.BATCHES_SEALED, sealed_id)
+            pipe.zrem(keys.BATCHES_SEALED_AT, sealed_id)
+            pipe.execute()
