@@ -29,6 +29,10 @@ chaos: $(BIN)/.installed
 	scripts/ensure-redis
 	$(BIN)/pytest -m slow
 
+# jobops against a naive baseline and Celery's floor (about 40 minutes), then the cost of
+# the shared token and limits per call. Results and charts go to bench/results/.
 bench: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	scripts/ensure-redis
+	$(BIN)/python -m bench.compare
 	$(BIN)/python -m bench.limits_overhead

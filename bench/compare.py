@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--procs", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--implementations", nargs="+", default=list(IMPLEMENTATIONS),
                         choices=IMPLEMENTATIONS)
-    parser.add_argument("--workloads", nargs="+", default=[w.name for w in WORKLOADS],
+    parser.add_argument("--workloads", nargs="*", default=[w.name for w in WORKLOADS],
                         choices=[w.name for w in WORKLOADS])
     parser.add_argument("--pending", type=int, default=100_000,
                         help="URNs pending for the memory figures; 0 skips them")

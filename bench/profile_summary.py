@@ -10,6 +10,10 @@ import re
 from collections import Counter
 from pathlib import Path
 
+# Leaf frames of a thread that sleeps between looks; py-spy on this VM samples idle
+# threads too, so what remains is closer to wall time than CPU time.
+IDLE_LEAVES = ("time.sleep", "_loop (workers/", "poll (", "select (", "wait (",
+               "_wait_for_tstate_lock")
 _LOCATION = re.compile(r" \((?P<file>[^:)]+)(?::\d+)?\)$")
 
 
@@ -21,6 +25,9 @@ def summarize(path: Path, top: int = 30, match: str = "") -> list[str]:
         if not count_text.isdigit():
             continue
         count = int(count_text)
+        leaf = stack.rsplit(";", 1)[-1]
+        if any(idle in leaf for idle in IDLE_LEAVES):
+            continue
         total += count
         seen = set()
         for frame in stack.split(";"):
