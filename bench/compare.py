@@ -80,6 +80,8 @@ class Run:
     token_requests: int = 0
     worker_cpu_seconds: float = 0.0
     worker_cpu_per_1000_urns: float = 0.0
+    # Of worker_cpu_seconds: the worker's main process (consuming, dispatching, timers).
+    worker_main_cpu_seconds: float = 0.0
     pipeline_cpu_seconds: float = 0.0
     callback_tasks: int = 0
     callbacks_received: int = 0
@@ -119,14 +121,22 @@ def tree(pid: int) -> list[psutil.Process]:
 
 
 def cpu_seconds(pid: int) -> float:
-    total = 0.0
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """CPU seconds of a worker's main process, and of its pool processes."""
+    main = children = 0.0
     for process in tree(pid):
         try:
             times = process.cpu_times()
         except psutil.NoSuchProcess:
             continue
-        total += times.user + times.system
-    return total
+        if process.pid == pid:
+            main += times.user + times.system
+        else:
+            children += times.user + times.system
+    return main, children
 
 
 def memory_mb(pid: int) -> dict[str, float]:
@@ -270,7 +280,8 @@ class Bench:
         send = self.scheduler(implementation)
         label = f"{implementation}-{workload.name}-{processes}"
         with self.workers(implementation, processes, label) as (worker_pid, pipeline_pid):
-            cpu_before, pipe_before = cpu_seconds(worker_pid), cpu_seconds(pipeline_pid)
+            split_before = cpu_split(worker_pid)
+            cpu_before, pipe_before = sum(split_before), cpu_seconds(pipeline_pid)
             scheduled_at: dict[str, float] = {}
             started = time.time()
             for operation in operations:
@@ -278,7 +289,9 @@ class Bench:
                 send(operation, [u for u in operation if u in slow])
                 scheduled_at.update(dict.fromkeys(operation, now))
             done = self.wait_done(len(urns), timeout_seconds=max(300, len(urns) / 10))
-            result.worker_cpu_seconds = cpu_seconds(worker_pid) - cpu_before
+            split_after = cpu_split(worker_pid)
+            result.worker_cpu_seconds = sum(split_after) - cpu_before
+            result.worker_main_cpu_seconds = split_after[0] - split_before[0]
             result.pipeline_cpu_seconds = cpu_seconds(pipeline_pid) - pipe_before
         calls = state.status_calls()
         result.status_calls = len(calls)

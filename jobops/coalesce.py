@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from jobops import keys
 from jobops.outcomes import LINKEDIN_TERMINAL
@@ -46,13 +47,19 @@ class StatusShare:
         self.fresh_seconds = fresh_seconds
         self._take = store.register_script(_TAKE)
 
-    def cached(self, urns: list[str], now: float) -> dict[str, dict[str, Any]]:
+    def cached(self, urns: list[str], now: float,
+               prefetched: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
         """Statuses other runs learned recently, by URN.
 
-        A URN another run took as a companion is being asked about right now: its answer
-        is waited for (briefly) rather than asked again.
+        ``prefetched``: raw values of their status keys, read already. A URN another run
+        took as a companion is being asked about right now: its answer is waited for
+        (briefly) rather than asked again.
         """
-        known = self._read(urns)
+        if prefetched is None:
+            known = self._read(urns)
+        else:
+            known = {u: json.loads(raw) for u in urns
+                     if (raw := prefetched.get(keys.status_key(u))) is not None}
         missing = [u for u in urns if u not in known]
         if not missing:
             return known
@@ -114,14 +121,15 @@ class StatusShare:
                     pipe.zadd(keys.DUE, {urn: now + self.fresh_seconds}, xx=True)
             pipe.execute()
 
-    def expect(self, urns: Iterable[str], due_at: float) -> None:
+    def expect(self, urns: Iterable[str], due_at: float, pipe: Pipeline | None = None
+               ) -> None:
         """These URNs' verification looks again at ``due_at``."""
         mapping = {urn: due_at for urn in urns}
         if mapping:
-            self._store.zadd(keys.DUE, mapping)
+            (pipe or self._store).zadd(keys.DUE, mapping)
 
-    def settle(self, urns: Iterable[str]) -> None:
+    def settle(self, urns: Iterable[str], pipe: Pipeline | None = None) -> None:
         """These URNs have their outcome: nobody needs to ask for them."""
         settled = list(urns)
         if settled:
-            self._store.zrem(keys.DUE, *settled)
+            (pipe or self._store).zrem(keys.DUE, *settled)

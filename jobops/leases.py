@@ -12,9 +12,12 @@ died), so no copy is ever dropped while its round is unfinished.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from jobops import keys
 
@@ -27,6 +30,8 @@ class Claim:
     done: bool = False
     retry_in_seconds: float = 0.0
     holder: str = ""
+    # The keys asked for with the claim, read in the same round trip (granted claims only).
+    values: Mapping[str, Any] = field(default_factory=dict)
 
 
 # KEYS: run key. ARGV: holder. Gives the round back if this copy still holds it.
@@ -43,11 +48,19 @@ class RunLeases:
         self._done_ttl_seconds = done_ttl_seconds
         self._release = store.register_script(_RELEASE)
 
-    def claim(self, verification_id: str, poll_round: int) -> Claim:
+    def claim(self, verification_id: str, poll_round: int, reads: Sequence[str] = ()
+              ) -> Claim:
+        """Claim the round; ``reads`` are string keys the run needs, fetched alongside."""
         key = keys.run_key(verification_id, poll_round)
         holder = f"running:{uuid.uuid4().hex}"
-        if self._store.set(key, holder, nx=True, px=self._lease_ms):
-            return Claim(granted=True, holder=holder)
+        with self._store.pipeline(transaction=False) as pipe:
+            pipe.set(key, holder, nx=True, px=self._lease_ms)
+            if reads:
+                pipe.mget(reads)
+            answers = pipe.execute()
+        if answers[0]:
+            return Claim(granted=True, holder=holder,
+                         values=dict(zip(reads, answers[1], strict=True)) if reads else {})
         with self._store.pipeline(transaction=False) as pipe:
             pipe.get(key)
             pipe.pttl(key)
@@ -58,9 +71,10 @@ class RunLeases:
             return self.claim(verification_id, poll_round)
         return Claim(granted=False, retry_in_seconds=max(ttl_ms, 100) / 1000 + 0.1)
 
-    def finish(self, verification_id: str, poll_round: int) -> None:
-        self._store.set(keys.run_key(verification_id, poll_round), _DONE,
-                        ex=self._done_ttl_seconds)
+    def finish(self, verification_id: str, poll_round: int, pipe: Pipeline | None = None
+               ) -> None:
+        (pipe or self._store).set(keys.run_key(verification_id, poll_round), _DONE,
+                                  ex=self._done_ttl_seconds)
 
     def release(self, verification_id: str, poll_round: int, holder: str) -> None:
         """Give an unfinished round back (its run failed) so its retry need not wait."""

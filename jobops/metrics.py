@@ -1,17 +1,21 @@
 """Prometheus metrics for what Flower cannot know, summed over every process in Redis.
 
-Each process counts in memory and adds its counts to one Redis hash at the end of each
-verification run (one round trip per run), so prefork children and other hosts need no
-scrape of their own: ``jobops metrics`` serves the sum, plus live gauges (pending
+Each process counts in memory and adds its counts to one Redis hash at the end of a
+verification run, at most once per ``JOBOPS_METRICS_FLUSH_SECONDS`` (within the run's
+closing round trip) and when the process stops, so prefork children and other hosts need
+no scrape of their own: ``jobops metrics`` serves the sum, plus live gauges (pending
 verifications, today's quota), in Prometheus' text format.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from jobops import keys
 
@@ -41,9 +45,13 @@ def _labels(**labels: str) -> str:
 class Metrics:
     """This process's counts since its last flush."""
 
-    def __init__(self) -> None:
+    def __init__(self, flush_seconds: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._counts: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.flush_seconds = flush_seconds
+        self._clock = clock
+        self._flushed_at = clock()
 
     def add(self, series: str, amount: float = 1) -> None:
         with self._lock:
@@ -56,22 +64,32 @@ class Metrics:
     def outcome(self, status: str, operation: str, latency_seconds: float) -> None:
         self.add("jobops_outcomes_total" + _labels(status=status, operation=operation))
         name = "jobops_outcome_latency_seconds"
-        for bound in LATENCY_BUCKETS_SECONDS:
-            if latency_seconds <= bound:
-                self.add(f"{name}_bucket" + _labels(le=str(bound)))
-        self.add(f"{name}_bucket" + _labels(le="+Inf"))
+        # Stored per bucket, not cumulated: one series per outcome; render() cumulates.
+        bound = next((str(b) for b in LATENCY_BUCKETS_SECONDS if latency_seconds <= b), "+Inf")
+        self.add(f"{name}_bucket" + _labels(le=bound))
         self.add(f"{name}_sum", latency_seconds)
         self.add(f"{name}_count")
 
-    def flush(self, store: redis.Redis) -> None:
+    def flush(self, store: redis.Redis, pipe: Pipeline | None = None, force: bool = False
+              ) -> None:
+        """Add this process's counts to the shared hash (within ``pipe``, if given), if
+        ``flush_seconds`` passed since the last time, or ``force``."""
+        now = self._clock()
         with self._lock:
+            if not force and now - self._flushed_at < self.flush_seconds:
+                return
             counts, self._counts = self._counts, {}
+            self._flushed_at = now
         if not counts:
             return
-        with store.pipeline(transaction=False) as pipe:
+        if pipe is not None:
             for series, amount in counts.items():
                 pipe.hincrbyfloat(keys.METRICS, series, amount)
-            pipe.execute()
+            return
+        with store.pipeline(transaction=False) as own:
+            for series, amount in counts.items():
+                own.hincrbyfloat(keys.METRICS, series, amount)
+            own.execute()
 
 
 def render(store: redis.Redis, gauges: dict[str, float]) -> str:
@@ -79,6 +97,7 @@ def render(store: redis.Redis, gauges: dict[str, float]) -> str:
     stored = {(k.decode() if isinstance(k, bytes) else k): float(v)
               for k, v in store.hgetall(keys.METRICS).items()}
     lines: list[str] = []
+    _cumulate_buckets(stored, "jobops_outcome_latency_seconds")
     for name, (kind, text) in _HELP.items():
         lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
         lines += [f"{series} {value:g}" for series, value in sorted(stored.items())
@@ -87,6 +106,18 @@ def render(store: redis.Redis, gauges: dict[str, float]) -> str:
     for name, value in gauges.items():
         lines += [f"# TYPE {name} gauge", f"{name} {value:g}"]
     return "\n".join(lines) + "\n"
+
+
+def _cumulate_buckets(stored: dict[str, float], name: str) -> None:
+    """Per-bucket counts to Prometheus' cumulative ``le`` buckets, in place."""
+    buckets = [f"{name}_bucket" + _labels(le=bound)
+               for bound in [*map(str, LATENCY_BUCKETS_SECONDS), "+Inf"]]
+    if not any(series in stored for series in buckets):
+        return
+    total = 0.0
+    for series in buckets:
+        total += stored.get(series, 0.0)
+        stored[series] = total
 
 
 def gauges(snapshot: Any, pending_verifications: int, pending_urns: int) -> dict[str, float]:

@@ -7,13 +7,14 @@ Python (``Records``) and from the command line (``jobops outcome``).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
-from jobops import keys
+from jobops import keys, scripts
 from jobops.jobs import (
     ANY_LOCATION,
     borrow_state,
@@ -22,17 +23,26 @@ from jobops.jobs import (
     state_entry,
 )
 
-# KEYS: job state hash. ARGV: location field, entry JSON, operation time (epoch s), ttl s.
-# Keeps, per field, the state set by the most recent operation, whatever order the
-# outcomes arrive in.
-_REMEMBER = """
-for _, field in ipairs({ARGV[1], '*'}) do
-  local old = redis.call('HGET', KEYS[1], field)
-  if (not old) or cjson.decode(old)['at'] <= tonumber(ARGV[3]) then
-    redis.call('HSET', KEYS[1], field, ARGV[2])
-  end
+# One command per outcome, whatever it touches. KEYS: outcome record, job index, job
+# state hash. ARGV: outcome JSON, ttl s, task URN ('' if none: no index entry), state
+# field ('' if the outcome says nothing of the job's state), state entry JSON, operation
+# time (epoch s). The state keeps, per field, what the most recent operation set,
+# whatever order the outcomes arrive in.
+_RECORD = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('SADD', KEYS[2], ARGV[3])
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
 end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
+if ARGV[4] ~= '' then
+  for _, field in ipairs({ARGV[4], '*'}) do
+    local old = redis.call('HGET', KEYS[3], field)
+    if (not old) or cjson.decode(old)['at'] <= tonumber(ARGV[6]) then
+      redis.call('HSET', KEYS[3], field, ARGV[5])
+    end
+  end
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+end
 return 1
 """
 
@@ -45,31 +55,49 @@ class Records:
     def __init__(self, store: redis.Redis, ttl_seconds: int) -> None:
         self._store = store
         self.ttl_seconds = ttl_seconds
-        self._remember = store.register_script(_REMEMBER)
+        self._record = scripts.register(store, _RECORD)
 
-    def seen(self, record_keys: Sequence[str]) -> list[bool]:
-        """Whether each record exists: its callback was sent."""
-        if not record_keys:
-            return []
-        return [value is not None for value in self._store.mget(record_keys)]
+    def seen(self, record_keys: Sequence[str],
+             prefetched: Mapping[str, Any] | None = None) -> list[bool]:
+        """Whether each record exists: its callback was sent.
 
-    def write(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Store delivered outcomes, index them by job, and update the jobs' state."""
+        ``prefetched``: raw values read already; keys missing from it are read now.
+        """
+        known = dict(prefetched or {})
+        missing = [key for key in record_keys if key not in known]
+        if missing:
+            known.update(zip(missing, self._store.mget(missing), strict=True))
+        return [known[key] is not None for key in record_keys]
+
+    def write(self, items: Sequence[tuple[str, dict[str, Any]]],
+              pipe: Pipeline | None = None) -> None:
+        """Store delivered outcomes, index them by job, and update the jobs' state.
+
+        With ``pipe``, the commands join it and run when its owner executes it.
+        """
         if not items:
             return
-        with self._store.pipeline(transaction=False) as pipe:
-            for key, outcome in items:
-                pipe.set(key, json.dumps(outcome), ex=self.ttl_seconds)
-                job = outcome.get("external_job_posting_id")
-                if job is not None and outcome.get("task_urn") is not None:
-                    pipe.sadd(keys.job_index_key(job), outcome["task_urn"])
-                    pipe.expire(keys.job_index_key(job), self.ttl_seconds)
-                if job is not None and establishes_state(outcome):
-                    entry = {**state_entry(outcome), "at": _epoch(outcome["requested_at"])}
-                    self._remember(keys=[keys.job_state_key(job)],
-                                   args=[outcome["location"] or ANY_LOCATION, json.dumps(entry),
-                                         entry["at"], self.ttl_seconds], client=pipe)
-            pipe.execute()
+        if pipe is not None:
+            self._queue_writes(items, pipe)
+            return
+        with self._store.pipeline(transaction=False) as own:
+            self._queue_writes(items, own)
+            scripts.execute(own)
+
+    def _queue_writes(self, items: Sequence[tuple[str, dict[str, Any]]], pipe: Pipeline
+                      ) -> None:
+        for key, outcome in items:
+            job = outcome.get("external_job_posting_id")
+            indexed = outcome.get("task_urn") if job is not None else None
+            field, entry, at = "", "", 0.0
+            if job is not None and establishes_state(outcome):
+                at = _epoch(outcome["requested_at"])
+                field = outcome["location"] or ANY_LOCATION
+                entry = json.dumps({**state_entry(outcome), "at": at})
+            scripts.queue(pipe, self._record,
+                          [key, keys.job_index_key(job or ""), keys.job_state_key(job or "")],
+                          [json.dumps(outcome), self.ttl_seconds, indexed or "", field, entry,
+                           at])
 
     def fill_job_state(self, outcomes: Sequence[dict[str, Any]]) -> None:
         """Give each failed UPDATE/RENEW/CLOSE the state its job was last known in."""

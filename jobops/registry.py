@@ -10,35 +10,61 @@ own redelivery), under the same task id, so run leases drop it if the original s
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
-from jobops import keys
+from jobops import keys, scripts
+
+
+@contextmanager
+def _joined(store: redis.Redis, pipe: Pipeline | None) -> Iterator[Pipeline]:
+    """``pipe`` if given (its owner executes it), else a pipeline executed on exit."""
+    if pipe is not None:
+        yield pipe
+        return
+    with store.pipeline(transaction=False) as own:
+        yield own
+        scripts.execute(own)
+
+
+# KEYS: pending set, the id's arguments, pending URN counts. ARGV: verification id.
+_FORGET = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+"""
 
 
 class PendingRegistry:
     def __init__(self, store: redis.Redis, grace_seconds: float, ttl_seconds: int) -> None:
         self._store = store
+        self._forget = scripts.register(store, _FORGET)
         self.grace_seconds = grace_seconds
         self._ttl_seconds = ttl_seconds
 
-    def expect(self, verification_id: str, kwargs: Mapping[str, Any], due_at: float) -> None:
-        """The next round of ``verification_id`` runs with ``kwargs`` at ``due_at``."""
-        with self._store.pipeline(transaction=True) as pipe:
-            pipe.set(keys.pending_args_key(verification_id), json.dumps(kwargs),
-                     ex=self._ttl_seconds)
-            pipe.zadd(keys.PENDING, {verification_id: due_at + self.grace_seconds})
-            pipe.hset(keys.PENDING_URNS, verification_id, len(kwargs.get("task_urns") or []))
-            pipe.execute()
+    def expect(self, verification_id: str, kwargs: Mapping[str, Any], due_at: float,
+               pipe: Pipeline | None = None) -> None:
+        """The next round of ``verification_id`` runs with ``kwargs`` at ``due_at``.
 
-    def forget(self, verification_id: str) -> None:
-        with self._store.pipeline(transaction=True) as pipe:
-            pipe.zrem(keys.PENDING, verification_id)
-            pipe.delete(keys.pending_args_key(verification_id))
-            pipe.hdel(keys.PENDING_URNS, verification_id)
-            pipe.execute()
+        With ``pipe``, the commands join it and run when its owner executes it.
+        """
+        with _joined(self._store, pipe) as target:
+            # The arguments first: the sweeper skips an id whose arguments are missing.
+            target.set(keys.pending_args_key(verification_id), json.dumps(kwargs),
+                       ex=self._ttl_seconds)
+            target.zadd(keys.PENDING, {verification_id: due_at + self.grace_seconds})
+            target.hset(keys.PENDING_URNS, verification_id,
+                        len(kwargs.get("task_urns") or []))
+
+    def forget(self, verification_id: str, pipe: Pipeline | None = None) -> None:
+        with _joined(self._store, pipe) as target:
+            scripts.queue(target, self._forget, [keys.PENDING, keys.pending_args_key(
+                verification_id), keys.PENDING_URNS], [verification_id])
 
     def take_overdue(self, now: float, limit: int = 500) -> list[tuple[str, dict[str, Any]]]:
         """Overdue rounds, each pushed one grace period later so it is taken once."""

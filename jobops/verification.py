@@ -51,9 +51,9 @@ class RunResult:
 
 
 def _ask(fetcher: Fetcher, urns: list[str], settings: Settings, now: float,
-         share: StatusShare | None) -> PollReport:
+         share: StatusShare | None, prefetched: Mapping[str, Any] | None) -> PollReport:
     """Poll ``urns``; with ``share``, answers other runs learned recently need no call."""
-    known = share.cached(urns, now) if share is not None else {}
+    known = share.cached(urns, now, prefetched) if share is not None else {}
     report = poll(fetcher, [u for u in urns if u not in known], settings.max_query_bytes,
                   now, share)
     # Statuses another run learned: terminal ones decide, fresh IN_PROGRESS ones wait.
@@ -82,8 +82,12 @@ def run_once(
     now: float,
     jitter: Jitter = random.random,
     share: StatusShare | None = None,
+    prefetched: Mapping[str, Any] | None = None,
 ) -> RunResult:
-    """Poll the request's URNs once; every URN ends up in ``outcomes`` or ``pending``."""
+    """Poll the request's URNs once; every URN ends up in ``outcomes`` or ``pending``.
+
+    ``prefetched``: raw values of the URNs' shared status keys, if the caller read them.
+    """
     result = RunResult()
 
     def outcome(urn: str, status: Status, **extra: Any) -> None:
@@ -108,7 +112,7 @@ def run_once(
 
     deadline = request.requested_at + settings.task_lifespan_seconds
     if askable and now < deadline:
-        report = _ask(fetcher, askable, settings, now, share)
+        report = _ask(fetcher, askable, settings, now, share, prefetched)
         result.calls, result.error, result.jobs = report.calls, report.error, report.jobs
         for urn, entry in report.decided.items():
             outcome(urn, Status(entry["status"]), result=entry)

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         7200.0, alias="JOBOPS_VISIBILITY_TIMEOUT_SECONDS", ge=10
     )
     eta_task_limit: int = Field(10_000, alias="JOBOPS_ETA_TASK_LIMIT", ge=1)
+    # Celery's task events cost about as much as the task itself (see bench/README.md).
+    # Flower switches workers' events on while it runs; this sends them (and task-sent
+    # events) from the start.
+    task_events: bool = Field(False, alias="JOBOPS_TASK_EVENTS")
+    # Each process adds its metric counts to Redis at most this often (and when it stops).
+    metrics_flush_seconds: float = Field(1.0, alias="JOBOPS_METRICS_FLUSH_SECONDS", ge=0)
     # BATCH callbacks that do not say: outcomes per batch, and the longest a batch waits.
     batch_size: int = Field(100, alias="JOBOPS_BATCH_SIZE", ge=1, le=MAX_BATCH_SIZE)
     batch_seconds: float = Field(5.0, alias="JOBOPS_BATCH_SECONDS", gt=0,
@@ -172,8 +178,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         # Countdown tasks sit in worker memory until due; cap them per worker.
         "worker_eta_task_limit": settings.eta_task_limit,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": settings.task_events,
         "enable_utc": True,
         "timezone": "UTC",
     }

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import Celery, Signature, signature
+from redis.client import Pipeline
 
 from jobops.request import DEFAULT_CALLBACK
 from workers.runtime import Runtime
@@ -45,23 +46,29 @@ def deliver(
     rt: Runtime,
     items: Sequence[tuple[str, dict[str, Any], Any]],
     batch: Any = None,
+    prefetched: Mapping[str, Any] | None = None,
+    pipe: Pipeline | None = None,
 ) -> int:
     """Send each (record key, payload, callback) not delivered before; returns how many.
 
     Every payload is recorded, with or without a callback, so it can be looked up later.
     With a ``batch`` (a BATCH callback spec), each is also added to that batch.
+    ``prefetched``: record values read already. With ``pipe``, the records are written
+    when its owner executes it, which must be after this returns.
     """
-    fresh = [item for item, seen in zip(items, rt.records.seen([k for k, _, _ in items]),
-                                        strict=True) if not seen]
+    fresh = [item for item, seen in zip(
+        items, rt.records.seen([k for k, _, _ in items], prefetched), strict=True) if not seen]
     sent = 0
     with app.producer_or_acquire() as producer:
-        for key, payload, spec in fresh:
-            if spec is None:
-                continue
-            build_signature(app, spec, rt.settings.callback_queue).apply_async(
-                args=(payload,), task_id=callback_task_id(key), producer=producer
-            )
-            sent += 1
+        # One round trip for all of this run's callbacks (kombu's batch publish on Redis).
+        with producer.batch():
+            for key, payload, spec in fresh:
+                if spec is None:
+                    continue
+                build_signature(app, spec, rt.settings.callback_queue).apply_async(
+                    args=(payload,), task_id=callback_task_id(key), producer=producer,
+                    argsrepr=describe_payload(payload))
+                sent += 1
         sealed = []
         if batch is not None and fresh:
             # Before the record: a crash in between adds again, which the batch's
@@ -69,11 +76,19 @@ def deliver(
             sealed = rt.batches.append(rt.batches.spec(batch),
                                        [(key, payload) for key, payload, _ in fresh])
         # Recorded after sending: a crash in between sends again (same task id), never loses.
-        rt.records.write([(key, payload) for key, payload, _ in fresh])
+        rt.records.write([(key, payload) for key, payload, _ in fresh], pipe)
         publish_batches(app, rt, sealed, producer)
     if len(fresh) < len(items):
         log.info("skipped %d outcomes delivered earlier", len(items) - len(fresh))
     return sent
+
+
+def describe_payload(payload: Mapping[str, Any]) -> str:
+    """A one-line picture of a callback's argument for Flower; also spares Celery a
+    repr of the whole outcome per message."""
+    subject = payload.get("task_urn") or payload.get("external_job_posting_id") or \
+        f"element {payload.get('element_index')}"
+    return f"{payload.get('status')} · {payload.get('operation')} · {subject}"
 
 
 def describe_batch(outcomes: Sequence[Mapping[str, Any]]) -> str:
@@ -99,6 +114,7 @@ def publish_batches(app: Celery, rt: Runtime, sealed_ids: Sequence[str],
             build_signature(app, batch.signature, rt.settings.callback_queue).apply_async(
                 args=(batch.outcomes,), task_id=batch_task_id(batch.sealed_id),
                 producer=producer, argsrepr=describe_batch(batch.outcomes))
+            # Forgotten only once sent: a failed send leaves it sealed for a flusher.
             rt.batches.sent(batch.sealed_id)
             rt.metrics.add("jobops_batches_sent_total")
             rt.metrics.add("jobops_batched_outcomes_total", len(batch.outcomes))

@@ -36,9 +36,11 @@ def _send(request: VerificationRequest, countdown_seconds: float | None) -> list
             verification_id = str(uuid.uuid4())
             kwargs = request.as_kwargs(urns[start:start + URNS_PER_TASK])
             # Registered first: a message lost in publishing is re-sent by the sweeper.
-            rt.pending.expect(verification_id, kwargs, time.time() + countdown)
-            if rt.share is not None:
-                rt.share.expect(kwargs["task_urns"], time.time() + countdown)
+            with rt.redis.pipeline(transaction=False) as pipe:
+                rt.pending.expect(verification_id, kwargs, time.time() + countdown, pipe)
+                if rt.share is not None:
+                    rt.share.expect(kwargs["task_urns"], time.time() + countdown, pipe)
+                pipe.execute()
             app.send_task(VERIFY_TASK, kwargs=kwargs, queue=rt.settings.queue,
                           countdown=countdown, task_id=verification_id, producer=producer,
                           kwargsrepr=describe(kwargs))
@@ -149,7 +151,7 @@ def schedule_from_answer(
         deliver(app, rt, [(key, o, outcome_callback(request.callbacks, o["status"]))
                           for key, o in outcomes],
                 batch=request.callbacks.get(BATCH_CALLBACK))
-        rt.metrics.flush(rt.redis)
+        rt.metrics.flush(rt.redis, force=True)
     return {
         "verification_id": verification_id,
         "verification_ids": ids,

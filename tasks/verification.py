@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from celery import Task
 from celery.exceptions import Reject, Retry
+from celery.signals import worker_process_shutdown, worker_shutdown
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 
+from jobops import scripts
 from jobops.errors import InvalidRequest
 from jobops.jobs import completed_jobs, job_summary
-from jobops.keys import job_summary_key, outcome_key
+from jobops.keys import job_summary_key, outcome_key, status_key
 from jobops.request import (
     BATCH_CALLBACK,
     JOB_COMPLETE_CALLBACK,
@@ -24,7 +28,7 @@ from jobops.retry import backoff_seconds
 from jobops.verification import RunResult, run_once
 from tasks.callbacks import deliver, outcome_callback
 from workers import app
-from workers.runtime import Runtime, runtime
+from workers.runtime import Runtime, current, runtime
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +37,8 @@ class StillPending(Exception):
     """Raised as the reason of a retry; Flower shows its text."""
 
 
-def _deliver_job_summaries(rt: Runtime, request: VerificationRequest, result: RunResult
-                           ) -> dict[str, list[str]]:
+def _deliver_job_summaries(rt: Runtime, request: VerificationRequest, result: RunResult,
+                           pipe: Pipeline) -> dict[str, list[str]]:
     """Send JOB_COMPLETE for each job whose locations have all ended; returns the rest."""
     jobs = {job: list(urns) for job, urns in request.jobs.items()}
     for urn, job in result.jobs.items():
@@ -57,7 +61,7 @@ def _deliver_job_summaries(rt: Runtime, request: VerificationRequest, result: Ru
         found = [o for o in outcomes if o is not None]
         summary = job_summary(job, request.operation.value, dict(request.context), found)
         items.append((job_summary_key(urns), summary, spec))
-    deliver(app, rt, items)
+    deliver(app, rt, items, pipe=pipe)
     return jobs
 
 
@@ -100,12 +104,20 @@ def verify_job_operation(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any
         _flush_metrics()
 
 
-def _flush_metrics() -> None:
+def _flush_metrics(force: bool = False) -> None:
     rt = runtime()
     try:
-        rt.metrics.flush(rt.redis)
+        rt.metrics.flush(rt.redis, force=force)
     except RedisError:
         log.warning("metrics could not be written to Redis; they are lost for this run")
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def _flush_metrics_on_exit(**_: Any) -> None:
+    """Counts held back by JOBOPS_METRICS_FLUSH_SECONDS are written before a process ends."""
+    if current() is not None:
+        _flush_metrics(force=True)
 
 
 def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +133,7 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
         return {"rejected": str(error)}
 
     rt = runtime()
-    claim = rt.leases.claim(task.request.id, request.poll_round)
+    claim = rt.leases.claim(task.request.id, request.poll_round, _reads(rt, request))
     if claim.done:
         log.info("verification %s round %d ran already; dropping this copy",
                  task.request.id, request.poll_round)
@@ -130,7 +142,7 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
         _retry(task, kwargs, claim.retry_in_seconds,
                StillPending(f"round {request.poll_round} is running elsewhere"))
     try:
-        return _run_round(task, rt, request, now)
+        return _run_round(task, rt, request, now, claim.values)
     except Retry:
         raise  # the next round is published and this one marked done
     except BaseException:
@@ -139,21 +151,44 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
         raise
 
 
-def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float
-               ) -> dict[str, Any]:
-    result = run_once(request, rt.client, rt.settings, now, share=rt.share)
+def _reads(rt: Runtime, request: VerificationRequest) -> list[str]:
+    """Keys every run reads, fetched with its claim: outcome records, shared statuses."""
+    reads = [outcome_key(urn) for urn in request.task_urns]
     if rt.share is not None:
-        rt.share.settle(o["task_urn"] for o in result.outcomes)
-        if result.pending and result.next_check_seconds is not None:
-            rt.share.expect(result.pending, now + result.next_check_seconds)
+        reads += [status_key(urn) for urn in request.task_urns]
+    return reads
+
+
+def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float,
+               prefetched: Mapping[str, Any]) -> dict[str, Any]:
+    result = run_once(request, rt.client, rt.settings, now, share=rt.share,
+                      prefetched=prefetched)
     rt.records.fill_job_state(result.outcomes)
-    deliver(app, rt,
-            [(outcome_key(o["task_urn"]), o, outcome_callback(request.callbacks, o["status"]))
-             for o in result.outcomes], batch=request.callbacks.get(BATCH_CALLBACK))
-    for outcome in result.outcomes:
-        rt.metrics.outcome(outcome["status"], outcome["operation"], now - request.requested_at)
-    jobs = (_deliver_job_summaries(rt, request, result)
-            if JOB_COMPLETE_CALLBACK in request.callbacks else {})
+    # Everything this run writes goes in one round trip at its end, after its callbacks.
+    with rt.redis.pipeline(transaction=False) as pipe:
+        if rt.share is not None:
+            rt.share.settle((o["task_urn"] for o in result.outcomes), pipe)
+            if result.pending and result.next_check_seconds is not None:
+                rt.share.expect(result.pending, now + result.next_check_seconds, pipe)
+        deliver(app, rt,
+                [(outcome_key(o["task_urn"]), o,
+                  outcome_callback(request.callbacks, o["status"]))
+                 for o in result.outcomes], batch=request.callbacks.get(BATCH_CALLBACK),
+                prefetched=prefetched, pipe=pipe)
+        for outcome in result.outcomes:
+            rt.metrics.outcome(outcome["status"], outcome["operation"],
+                               now - request.requested_at)
+        jobs = (_deliver_job_summaries(rt, request, result, pipe)
+                if JOB_COMPLETE_CALLBACK in request.callbacks else {})
+        summary = _finish_round(task, rt, request, result, jobs, pipe)
+        scripts.execute(pipe)
+    return summary
+
+
+def _finish_round(task: Task, rt: Runtime, request: VerificationRequest, result: RunResult,
+                  jobs: dict[str, list[str]], pipe: Pipeline) -> dict[str, Any]:
+    """Log the round; retry if URNs are pending (after executing ``pipe``), else queue
+    the round's end into ``pipe``."""
     summary = result.summary(request.operation.value, request.tally)
     log.info("verification %s round %d: %s", task.request.id, request.poll_round, summary,
              extra={"event": "verification_round", "operation": request.operation.value,
@@ -166,12 +201,15 @@ def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float
             why = f"LinkedIn call failed ({result.error})"
         else:
             why = f"{len(result.pending)} of {len(request.task_urns)} URNs still IN_PROGRESS"
+        rt.metrics.flush(rt.redis, pipe)
+        scripts.execute(pipe)
         _retry(task,
                request.as_kwargs(result.pending, request.poll_round + 1,
                                  result.tally(request.tally), jobs),
                result.next_check_seconds,
                StillPending(f"{why}, next check in {result.next_check_seconds:.0f} s"),
                finished_round=request.poll_round)
-    rt.leases.finish(task.request.id, request.poll_round)
-    rt.pending.forget(task.request.id)
+    rt.leases.finish(task.request.id, request.poll_round, pipe)
+    rt.pending.forget(task.request.id, pipe)
+    rt.metrics.flush(rt.redis, pipe)
     return summary

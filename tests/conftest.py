@@ -190,5 +190,8 @@ def flower(workers: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"flower did not start: {log_path.read_text()}") from None
             time.sleep(0.2)
+    # Workers send task events only once Flower switches them on (JOBOPS_TASK_EVENTS is
+    # off), which it does every 5 s from 5 s after it starts.
+    time.sleep(6)
     yield url
     stop(process)

@@ -30,6 +30,8 @@ TEST_ENV = {
     "JOBOPS_ALLOW_CLOCK_OVERRIDE": "1",
     "JOBOPS_RUN_LEASE_SECONDS": "4",
     "JOBOPS_SWEEP_INTERVAL_SECONDS": "2",
+    # Every run writes its metrics at once, so a scrape right after the work sees them.
+    "JOBOPS_METRICS_FLUSH_SECONDS": "0",
 }
 os.environ.update(TEST_ENV)
 

@@ -70,7 +70,7 @@ def build_runtime(settings: Settings) -> Runtime:
         settings.linkedin_client_secret.get_secret_value(),
         settings.http_timeout_seconds,
     )
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_flush_seconds)
     tokens = SharedTokenCache(store, fetch, settings.token_refresh_margin_seconds,
                               settings.token_lock_seconds,
                               on_refresh=lambda: metrics.add("jobops_token_refreshes_total"))
@@ -97,6 +97,11 @@ def build_runtime(settings: Settings) -> Runtime:
 
 
 _by_pid: dict[int, Runtime] = {}
+
+
+def current() -> Runtime | None:
+    """This process's resources if it built them, without building them."""
+    return _by_pid.get(os.getpid())
 
 
 def runtime() -> Runtime:

@@ -1,0 +1,23 @@
+"""Scripts queued in pipelines run even when Redis has not loaded them (e.g. a restart)."""
+
+from __future__ import annotations
+
+import uuid
+
+import redis
+
+from jobops import scripts
+
+
+def test_a_pipeline_with_an_unknown_script_loads_it_and_runs_once_more(store: redis.Redis
+                                                                       ) -> None:
+    # A fresh text: its digest is in no script cache, so the first EVALSHA fails.
+    script = scripts.register(store, f"-- {uuid.uuid4()}\n"
+                                     "return redis.call('INCR', KEYS[1])")
+    with store.pipeline(transaction=False) as pipe:
+        pipe.set("test:scripts:plain", "1")
+        scripts.queue(pipe, script, ["test:scripts:counter"], [])
+        results = scripts.execute(pipe)
+    assert results[-1] == 1
+    assert store.get("test:scripts:counter") == b"1"
+    assert store.script_exists(script.sha) == [True]
