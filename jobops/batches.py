@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
-from jobops import keys
+from jobops import keys, scripts
 from jobops.request import BATCH_SECONDS, BATCH_SIZE
 
 # A sealed batch not deleted this long after sealing lost its publisher.
@@ -178,7 +179,7 @@ class Batches:
         self.default_seconds = default_seconds
         self.ttl_seconds = ttl_seconds
         self.republish_after_seconds = republish_after_seconds
-        self._append = store.register_script(_APPEND)
+        self._append = scripts.register(store, _APPEND)
         self._flush = store.register_script(_FLUSH)
 
     def spec(self, raw: Any) -> BatchSpec:
@@ -200,6 +201,24 @@ class Batches:
                       self.ttl_seconds, *(json.dumps(outcome) for _, outcome in chunk)])
             sealed += [_text(sid) for sid in found]
         return sealed
+
+    def queue_append(self, pipe: Pipeline, spec: BatchSpec,
+                     items: Sequence[tuple[str, Mapping[str, Any]]]
+                     ) -> Callable[[list[Any]], list[str]]:
+        """``append`` within ``pipe``; returns how to read the sealed ids from its results."""
+        batch_id = spec.batch_id
+        signature = json.dumps(spec.signature, sort_keys=True)
+        positions = []
+        for start in range(0, len(items), APPEND_CHUNK):
+            chunk = items[start:start + APPEND_CHUNK]
+            positions.append(len(pipe.command_stack))
+            scripts.queue(pipe, self._append, [
+                keys.batch_items_key(batch_id), keys.batch_key(batch_id), keys.BATCHES_OPEN,
+                keys.BATCHES_SEALED, keys.BATCHES_SEALED_AT,
+                *(keys.batched_key(batch_id, key) for key, _ in chunk)],
+                [batch_id, spec.size, max(1, int(spec.seconds * 1000)), signature,
+                 self.ttl_seconds, *(json.dumps(outcome) for _, outcome in chunk)])
+        return lambda results: [_text(sid) for at in positions for sid in results[at]]
 
     def flush(self, limit: int = FLUSH_LIMIT) -> Flush:
         """Seal every batch past its deadline and claim sealed ones left unpublished."""

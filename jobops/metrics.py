@@ -46,7 +46,8 @@ class Metrics:
     """This process's counts since its last flush."""
 
     def __init__(self, flush_seconds: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, key: str = keys.METRICS) -> None:
+        self.key = key
         self._counts: dict[str, float] = {}
         self._lock = threading.Lock()
         self.flush_seconds = flush_seconds
@@ -84,18 +85,18 @@ class Metrics:
             return
         if pipe is not None:
             for series, amount in counts.items():
-                pipe.hincrbyfloat(keys.METRICS, series, amount)
+                pipe.hincrbyfloat(self.key, series, amount)
             return
         with store.pipeline(transaction=False) as own:
             for series, amount in counts.items():
-                own.hincrbyfloat(keys.METRICS, series, amount)
+                own.hincrbyfloat(self.key, series, amount)
             own.execute()
 
 
-def render(store: redis.Redis, gauges: dict[str, float]) -> str:
+def render(store: redis.Redis, gauges: dict[str, float], key: str = keys.METRICS) -> str:
     """The fleet's metrics in Prometheus' text exposition format."""
     stored = {(k.decode() if isinstance(k, bytes) else k): float(v)
-              for k, v in store.hgetall(keys.METRICS).items()}
+              for k, v in store.hgetall(key).items()}
     lines: list[str] = []
     _cumulate_buckets(stored, "jobops_outcome_latency_seconds")
     for name, (kind, text) in _HELP.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from celery import Celery, Signature, signature
@@ -48,13 +48,15 @@ def deliver(
     batch: Any = None,
     prefetched: Mapping[str, Any] | None = None,
     pipe: Pipeline | None = None,
+    after: list[Callable[[list[Any]], None]] | None = None,
 ) -> int:
     """Send each (record key, payload, callback) not delivered before; returns how many.
 
     Every payload is recorded, with or without a callback, so it can be looked up later.
     With a ``batch`` (a BATCH callback spec), each is also added to that batch.
-    ``prefetched``: record values read already. With ``pipe``, the records are written
-    when its owner executes it, which must be after this returns.
+    ``prefetched``: record values read already. With ``pipe``, the batch additions and
+    the records are written when its owner executes it, which must be after this
+    returns, and then calls each of ``after`` (required with ``pipe``) with the results.
     """
     fresh = [item for item, seen in zip(
         items, rt.records.seen([k for k, _, _ in items], prefetched), strict=True) if not seen]
@@ -69,18 +71,29 @@ def deliver(
                     args=(payload,), task_id=callback_task_id(key), producer=producer,
                     argsrepr=describe_payload(payload))
                 sent += 1
-        sealed = []
+        sealed: list[str] = []
         if batch is not None and fresh:
             # Before the record: a crash in between adds again, which the batch's
             # per-outcome marker turns into nothing.
-            sealed = rt.batches.append(rt.batches.spec(batch),
-                                       [(key, payload) for key, payload, _ in fresh])
+            added = [(key, payload) for key, payload, _ in fresh]
+            if pipe is None:
+                sealed = rt.batches.append(rt.batches.spec(batch), added)
+            else:
+                read = rt.batches.queue_append(pipe, rt.batches.spec(batch), added)
+                if after is None:
+                    raise ValueError("deliver with a pipe and a batch needs an after list")
+                # A crash before this runs leaves the batch sealed: a flusher sends it.
+                after.append(lambda results: _publish_sealed(app, rt, read(results)))
         # Recorded after sending: a crash in between sends again (same task id), never loses.
         rt.records.write([(key, payload) for key, payload, _ in fresh], pipe)
         publish_batches(app, rt, sealed, producer)
     if len(fresh) < len(items):
         log.info("skipped %d outcomes delivered earlier", len(items) - len(fresh))
     return sent
+
+
+def _publish_sealed(app: Celery, rt: Runtime, sealed_ids: Sequence[str]) -> None:
+    publish_batches(app, rt, sealed_ids)
 
 
 def describe_payload(payload: Mapping[str, Any]) -> str:

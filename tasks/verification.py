@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from celery import Task
@@ -164,7 +164,9 @@ def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float
     result = run_once(request, rt.client, rt.settings, now, share=rt.share,
                       prefetched=prefetched)
     rt.records.fill_job_state(result.outcomes)
-    # Everything this run writes goes in one round trip at its end, after its callbacks.
+    # Everything this run writes goes in one round trip at its end, after its callbacks;
+    # ``after`` reads what that round trip answered (batches it sealed).
+    after: list[Callable[[list[Any]], None]] = []
     with rt.redis.pipeline(transaction=False) as pipe:
         if rt.share is not None:
             rt.share.settle((o["task_urn"] for o in result.outcomes), pipe)
@@ -174,19 +176,26 @@ def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float
                 [(outcome_key(o["task_urn"]), o,
                   outcome_callback(request.callbacks, o["status"]))
                  for o in result.outcomes], batch=request.callbacks.get(BATCH_CALLBACK),
-                prefetched=prefetched, pipe=pipe)
+                prefetched=prefetched, pipe=pipe, after=after)
         for outcome in result.outcomes:
             rt.metrics.outcome(outcome["status"], outcome["operation"],
                                now - request.requested_at)
         jobs = (_deliver_job_summaries(rt, request, result, pipe)
                 if JOB_COMPLETE_CALLBACK in request.callbacks else {})
-        summary = _finish_round(task, rt, request, result, jobs, pipe)
-        scripts.execute(pipe)
+        summary = _finish_round(task, rt, request, result, jobs, pipe, after)
+        _close(pipe, after)
     return summary
 
 
+def _close(pipe: Pipeline, after: list[Callable[[list[Any]], None]]) -> None:
+    results = scripts.execute(pipe)
+    for then in after:
+        then(results)
+
+
 def _finish_round(task: Task, rt: Runtime, request: VerificationRequest, result: RunResult,
-                  jobs: dict[str, list[str]], pipe: Pipeline) -> dict[str, Any]:
+                  jobs: dict[str, list[str]], pipe: Pipeline,
+                  after: list[Callable[[list[Any]], None]]) -> dict[str, Any]:
     """Log the round; retry if URNs are pending (after executing ``pipe``), else queue
     the round's end into ``pipe``."""
     summary = result.summary(request.operation.value, request.tally)
@@ -202,7 +211,7 @@ def _finish_round(task: Task, rt: Runtime, request: VerificationRequest, result:
         else:
             why = f"{len(result.pending)} of {len(request.task_urns)} URNs still IN_PROGRESS"
         rt.metrics.flush(rt.redis, pipe)
-        scripts.execute(pipe)
+        _close(pipe, after)
         _retry(task,
                request.as_kwargs(result.pending, request.poll_round + 1,
                                  result.tally(request.tally), jobs),
