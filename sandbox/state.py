@@ -255,7 +255,7 @@ class SandboxState:
                 continue
             if task.first_checked_at is None:
                 task.first_checked_at = now
-                if self.config.in_progress_from_first_check:
+                if self.config.in_progress_from_first_check and task.wait_seconds:
                     task.ready_at = now + task.wait_seconds
             results[urn] = self._view(task, now)
         return 200, {"results": results, "statuses": {}, "errors": errors}, {}

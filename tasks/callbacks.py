@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +35,18 @@ def outcome_callback(callbacks: Mapping[str, Any], status: str) -> Any:
 
 
 def build_signature(app: Celery, spec: Any, default_queue: str) -> Signature:
-    sig = app.signature(spec) if isinstance(spec, str) else signature(dict(spec), app=app)
+    if isinstance(spec, str):
+        # Most pipelines name one callback task: built once, copied by apply_async.
+        return _named_signature(app, spec, default_queue)
+    return _routed(signature(dict(spec), app=app), default_queue)
+
+
+@functools.lru_cache(maxsize=256)
+def _named_signature(app: Celery, name: str, default_queue: str) -> Signature:
+    return _routed(app.signature(name), default_queue)
+
+
+def _routed(sig: Signature, default_queue: str) -> Signature:
     options = sig.options
     if not any(options.get(key) for key in ("queue", "exchange", "routing_key")):
         # Our app routes only jobops.*; an unrouted name would land on our own queue.
@@ -63,7 +76,7 @@ def deliver(
     sent = 0
     with app.producer_or_acquire() as producer:
         # One round trip for all of this run's callbacks (kombu's batch publish on Redis).
-        with producer.batch():
+        with producer.batch() if len(fresh) > 1 else contextlib.nullcontext():
             for key, payload, spec in fresh:
                 if spec is None:
                     continue
