@@ -427,7 +427,7 @@ def chart(runs: list[Run], path: Path) -> None:
     width = 0.8 / len(impls)
     for column, workload in enumerate(workloads):
         for row, (metric, title, log) in enumerate((
-                ("urns_per_second", "URNs/s end to end", False),
+                ("urns_per_second", "URNs/s, workers ready to last callback", False),
                 ("worker_cpu_per_1000_urns", "worker CPU s per 1,000 URNs", False),
                 ("calls_per_urn", "LinkedIn calls per URN", True))):
             axis = axes[row][column]
@@ -458,13 +458,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="1,000 URNs, 2 processes, 10,000 pending: a smoke run")
     parser.add_argument("--out", default="compare")
+    parser.add_argument("--redraw", action="store_true",
+                        help="only draw the chart again from bench/results/<out>.json")
     parser.add_argument("--profile", action="store_true",
                         help="sample the verification worker with py-spy into "
                              "bench/results/profile-*.txt (collapsed stacks)")
     args = parser.parse_args(argv)
+    if args.redraw:
+        saved = json.loads((RESULTS / f"{args.out}.json").read_text())
+        chart([Run(**run) for run in saved["runs"]], RESULTS / f"{args.out}.png")
+        return 0
     if args.quick:
         args.urns, args.procs, args.pending = 1_000, [2], 10_000
     RESULTS.mkdir(exist_ok=True)
+    runs, memory = measure(args)
+    report = {
+        "command": "python -m bench.compare " + " ".join(sys.argv[1:] if argv is None
+                                                         else argv),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "platform": platform.platform()},
+        "settings": {"poll_interval_seconds": POLL_SECONDS,
+                     "in_progress_seconds": IN_PROGRESS_SECONDS,
+                     "pipeline_worker_processes": 2},
+        "runs": [asdict(r) for r in runs],
+        "pending_memory": memory,
+    }
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=2) + "\n")
+    if runs:
+        chart(runs, RESULTS / f"{args.out}.png")
+    print()
+    for line in ratios(runs):
+        print(line)
+    print(f"\nwritten: {RESULTS / (args.out + '.json')}, {RESULTS / (args.out + '.png')}")
+    return 0
+
+
+def measure(args: argparse.Namespace) -> tuple[list[Run], list[dict[str, Any]]]:
+    """Every run the arguments ask for, printed as it ends, then the memory figures."""
     runs: list[Run] = []
     memory: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="jobops-bench-") as workdir:
@@ -491,25 +521,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(json.dumps(memory[-1]), flush=True)
         finally:
             bench.close()
-    report = {
-        "command": "python -m bench.compare " + " ".join(sys.argv[1:] if argv is None
-                                                         else argv),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "platform": platform.platform()},
-        "settings": {"poll_interval_seconds": POLL_SECONDS,
-                     "in_progress_seconds": IN_PROGRESS_SECONDS,
-                     "pipeline_worker_processes": 2},
-        "runs": [asdict(r) for r in runs],
-        "pending_memory": memory,
-    }
-    (RESULTS / f"{args.out}.json").write_text(json.dumps(report, indent=2) + "\n")
-    if runs:
-        chart(runs, RESULTS / f"{args.out}.png")
-    print()
-    for line in ratios(runs):
-        print(line)
-    print(f"\nwritten: {RESULTS / (args.out + '.json')}, {RESULTS / (args.out + '.png')}")
-    return 0
+    return runs, memory
 
 
 if __name__ == "__main__":
