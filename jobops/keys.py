@@ -23,7 +23,7 @@
     jobops:pending:<verification id>     JSON kwargs of that next round; TTL: the lifespan
     jobops:pending:urns                  hash: verification id -> its pending URN count
     jobops:sweep:lock                    one sweeper at a time; TTL: the sweep interval
-    jobops:metrics                       hash: Prometheus series -> value, summed over
+    jobops:metrics:v2                    hash: Prometheus series -> value, summed over
                                          every process (see jobops.metrics); no TTL
     jobops:due                           sorted set: pending task URNs, scored by when
                                          their verification looks next (epoch s)
@@ -83,7 +83,8 @@ CLOCK_OFFSET = f"{PREFIX}clock:offset_ms"
 PENDING = f"{PREFIX}pending"
 SWEEP_LOCK = f"{PREFIX}sweep:lock"
 PENDING_URNS = f"{PREFIX}pending:urns"
-METRICS = f"{PREFIX}metrics"
+# v2: latency buckets stored per bucket, cumulated when rendered.
+METRICS = f"{PREFIX}metrics:v2"
 DUE = f"{PREFIX}due"
 BATCHES_OPEN = f"{PREFIX}batches:open"
 BATCHES_SEALED = f"{PREFIX}batches:sealed"

@@ -68,7 +68,7 @@ class RunLeases:
         if value == _DONE:
             return Claim(granted=False, done=True)
         if value is None:  # the lease ran out between the two calls
-            return self.claim(verification_id, poll_round)
+            return self.claim(verification_id, poll_round, reads)
         return Claim(granted=False, retry_in_seconds=max(ttl_ms, 100) / 1000 + 0.1)
 
     def finish(self, verification_id: str, poll_round: int, pipe: Pipeline | None = None

@@ -37,7 +37,7 @@ def outcome_callback(callbacks: Mapping[str, Any], status: str) -> Any:
 def build_signature(app: Celery, spec: Any, default_queue: str) -> Signature:
     if isinstance(spec, str):
         # Most pipelines name one callback task: built once, copied by apply_async.
-        return _named_signature(app, spec, default_queue)
+        return _named_signature(app, spec, default_queue).clone()
     return _routed(signature(dict(spec), app=app), default_queue)
 
 

@@ -210,7 +210,6 @@ def _finish_round(task: Task, rt: Runtime, request: VerificationRequest, result:
             why = f"LinkedIn call failed ({result.error})"
         else:
             why = f"{len(result.pending)} of {len(request.task_urns)} URNs still IN_PROGRESS"
-        rt.metrics.flush(rt.redis, pipe)
         _close(pipe, after)
         _retry(task,
                request.as_kwargs(result.pending, request.poll_round + 1,
@@ -220,5 +219,4 @@ def _finish_round(task: Task, rt: Runtime, request: VerificationRequest, result:
                finished_round=request.poll_round)
     rt.leases.finish(task.request.id, request.poll_round, pipe)
     rt.pending.forget(task.request.id, pipe)
-    rt.metrics.flush(rt.redis, pipe)
     return summary
