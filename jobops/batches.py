@@ -179,7 +179,7 @@ class Batches:
         self.default_seconds = default_seconds
         self.ttl_seconds = ttl_seconds
         self.republish_after_seconds = republish_after_seconds
-        self._append = scripts.register(store, _APPEND)
+        self._append = store.register_script(_APPEND)
         self._flush = store.register_script(_FLUSH)
 
     def spec(self, raw: Any) -> BatchSpec:

@@ -1,8 +1,8 @@
 """Prometheus metrics for what Flower cannot know, summed over every process in Redis.
 
 Each process counts in memory and adds its counts to one Redis hash at the end of a
-verification run, at most once per ``JOBOPS_METRICS_FLUSH_SECONDS`` (within the run's
-closing round trip) and when the process stops, so prefork children and other hosts need
+verification run, at most once per ``JOBOPS_METRICS_FLUSH_SECONDS`` and when the process
+stops, so prefork children and other hosts need
 no scrape of their own: ``jobops metrics`` serves the sum, plus live gauges (pending
 verifications, today's quota), in Prometheus' text format.
 """
@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from redis.client import Pipeline
 
 from jobops import keys
 
@@ -71,10 +70,9 @@ class Metrics:
         self.add(f"{name}_sum", latency_seconds)
         self.add(f"{name}_count")
 
-    def flush(self, store: redis.Redis, pipe: Pipeline | None = None, force: bool = False
-              ) -> None:
-        """Add this process's counts to the shared hash (within ``pipe``, if given), if
-        ``flush_seconds`` passed since the last time, or ``force``."""
+    def flush(self, store: redis.Redis, force: bool = False) -> None:
+        """Add this process's counts to the shared hash, if ``flush_seconds`` passed since
+        the last time, or ``force``."""
         now = self._clock()
         with self._lock:
             if not force and now - self._flushed_at < self.flush_seconds:
@@ -83,14 +81,10 @@ class Metrics:
             self._flushed_at = now
         if not counts:
             return
-        if pipe is not None:
+        with store.pipeline(transaction=False) as pipe:
             for series, amount in counts.items():
                 pipe.hincrbyfloat(self.key, series, amount)
-            return
-        with store.pipeline(transaction=False) as own:
-            for series, amount in counts.items():
-                own.hincrbyfloat(self.key, series, amount)
-            own.execute()
+            pipe.execute()
 
 
 def render(store: redis.Redis, gauges: dict[str, float], key: str = keys.METRICS) -> str:

@@ -55,7 +55,7 @@ class Records:
     def __init__(self, store: redis.Redis, ttl_seconds: int) -> None:
         self._store = store
         self.ttl_seconds = ttl_seconds
-        self._record = scripts.register(store, _RECORD)
+        self._record = store.register_script(_RECORD)
 
     def seen(self, record_keys: Sequence[str],
              prefetched: Mapping[str, Any] | None = None) -> list[bool]:
@@ -77,12 +77,8 @@ class Records:
         """
         if not items:
             return
-        if pipe is not None:
-            self._queue_writes(items, pipe)
-            return
-        with self._store.pipeline(transaction=False) as own:
-            self._queue_writes(items, own)
-            scripts.execute(own)
+        with scripts.joined(self._store, pipe) as target:
+            self._queue_writes(items, target)
 
     def _queue_writes(self, items: Sequence[tuple[str, dict[str, Any]]], pipe: Pipeline
                       ) -> None:

@@ -10,26 +10,13 @@ own redelivery), under the same task id, so run leases drop it if the original s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import redis
 from redis.client import Pipeline
 
 from jobops import keys, scripts
-
-
-@contextmanager
-def _joined(store: redis.Redis, pipe: Pipeline | None) -> Iterator[Pipeline]:
-    """``pipe`` if given (its owner executes it), else a pipeline executed on exit."""
-    if pipe is not None:
-        yield pipe
-        return
-    with store.pipeline(transaction=False) as own:
-        yield own
-        scripts.execute(own)
-
 
 # KEYS: pending set, the id's arguments, pending URN counts. ARGV: verification id.
 _FORGET = """
@@ -43,7 +30,7 @@ return 1
 class PendingRegistry:
     def __init__(self, store: redis.Redis, grace_seconds: float, ttl_seconds: int) -> None:
         self._store = store
-        self._forget = scripts.register(store, _FORGET)
+        self._forget = store.register_script(_FORGET)
         self.grace_seconds = grace_seconds
         self._ttl_seconds = ttl_seconds
 
@@ -53,7 +40,7 @@ class PendingRegistry:
 
         With ``pipe``, the commands join it and run when its owner executes it.
         """
-        with _joined(self._store, pipe) as target:
+        with scripts.joined(self._store, pipe) as target:
             # The arguments first: the sweeper skips an id whose arguments are missing.
             target.set(keys.pending_args_key(verification_id), json.dumps(kwargs),
                        ex=self._ttl_seconds)
@@ -62,7 +49,7 @@ class PendingRegistry:
                         len(kwargs.get("task_urns") or []))
 
     def forget(self, verification_id: str, pipe: Pipeline | None = None) -> None:
-        with _joined(self._store, pipe) as target:
+        with scripts.joined(self._store, pipe) as target:
             scripts.queue(target, self._forget, [keys.PENDING, keys.pending_args_key(
                 verification_id), keys.PENDING_URNS], [verification_id])
 

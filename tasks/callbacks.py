@@ -61,7 +61,7 @@ def deliver(
     batch: Any = None,
     prefetched: Mapping[str, Any] | None = None,
     pipe: Pipeline | None = None,
-    after: list[Callable[[list[Any]], None]] | None = None,
+    after: list[Callable[[list[Any]], object]] | None = None,
 ) -> int:
     """Send each (record key, payload, callback) not delivered before; returns how many.
 
@@ -96,17 +96,13 @@ def deliver(
                 if after is None:
                     raise ValueError("deliver with a pipe and a batch needs an after list")
                 # A crash before this runs leaves the batch sealed: a flusher sends it.
-                after.append(lambda results: _publish_sealed(app, rt, read(results)))
+                after.append(lambda results: publish_batches(app, rt, read(results)))
         # Recorded after sending: a crash in between sends again (same task id), never loses.
         rt.records.write([(key, payload) for key, payload, _ in fresh], pipe)
         publish_batches(app, rt, sealed, producer)
     if len(fresh) < len(items):
         log.info("skipped %d outcomes delivered earlier", len(items) - len(fresh))
     return sent
-
-
-def _publish_sealed(app: Celery, rt: Runtime, sealed_ids: Sequence[str]) -> None:
-    publish_batches(app, rt, sealed_ids)
 
 
 def describe_payload(payload: Mapping[str, Any]) -> str:

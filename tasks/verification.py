@@ -13,7 +13,6 @@ from celery.signals import worker_process_shutdown, worker_shutdown
 from redis.client import Pipeline
 from redis.exceptions import RedisError
 
-from jobops import scripts
 from jobops.errors import InvalidRequest
 from jobops.jobs import completed_jobs, job_summary
 from jobops.keys import job_summary_key, outcome_key, status_key
@@ -166,7 +165,7 @@ def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float
     rt.records.fill_job_state(result.outcomes)
     # Everything this run writes goes in one round trip at its end, after its callbacks;
     # ``after`` reads what that round trip answered (batches it sealed).
-    after: list[Callable[[list[Any]], None]] = []
+    after: list[Callable[[list[Any]], object]] = []
     with rt.redis.pipeline(transaction=False) as pipe:
         if rt.share is not None:
             rt.share.settle((o["task_urn"] for o in result.outcomes), pipe)
@@ -187,15 +186,15 @@ def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float
     return summary
 
 
-def _close(pipe: Pipeline, after: list[Callable[[list[Any]], None]]) -> None:
-    results = scripts.execute(pipe)
+def _close(pipe: Pipeline, after: list[Callable[[list[Any]], object]]) -> None:
+    results = pipe.execute()
     for then in after:
         then(results)
 
 
 def _finish_round(task: Task, rt: Runtime, request: VerificationRequest, result: RunResult,
                   jobs: dict[str, list[str]], pipe: Pipeline,
-                  after: list[Callable[[list[Any]], None]]) -> dict[str, Any]:
+                  after: list[Callable[[list[Any]], object]]) -> dict[str, Any]:
     """Log the round; retry if URNs are pending (after executing ``pipe``), else queue
     the round's end into ``pipe``."""
     summary = result.summary(request.operation.value, request.tally)

@@ -9,15 +9,15 @@ import redis
 from jobops import scripts
 
 
-def test_a_pipeline_with_an_unknown_script_loads_it_and_runs_once_more(store: redis.Redis
-                                                                       ) -> None:
-    # A fresh text: its digest is in no script cache, so the first EVALSHA fails.
-    script = scripts.register(store, f"-- {uuid.uuid4()}\n"
-                                     "return redis.call('INCR', KEYS[1])")
+def test_a_pipeline_with_a_script_redis_has_not_seen_runs_it_once(store: redis.Redis
+                                                                  ) -> None:
+    # A fresh text: its digest is in no script cache, as after a Redis restart.
+    script = store.register_script(f"-- {uuid.uuid4()}\n"
+                                   "return redis.call('INCR', KEYS[1])")
     with store.pipeline(transaction=False) as pipe:
         pipe.set("test:scripts:plain", "1")
         scripts.queue(pipe, script, ["test:scripts:counter"], [])
-        results = scripts.execute(pipe)
+        results = pipe.execute()
     assert results[-1] == 1
     assert store.get("test:scripts:counter") == b"1"
     assert store.script_exists(script.sha) == [True]
