@@ -6,8 +6,12 @@ due within ``JOBOPS_STATUS_FRESH_SECONDS``, taking them atomically so two runs d
 the same ones, and shares every status it learns in ``jobops:status:<urn>``. A run first
 reads that cache: a terminal status never changes, so it is kept for a day; an
 IN_PROGRESS one is trusted only while fresh (``JOBOPS_STATUS_FRESH_SECONDS``), which is
-therefore how stale an IN_PROGRESS answer can be. Nothing else changes: each
-verification still delivers its own outcomes and retries itself.
+therefore how stale an IN_PROGRESS answer can be.
+
+``jobops:due:owners`` names the verification each due URN belongs to, so the run that
+learned a companion's final status can settle that companion's verification there and
+then (see ``tasks.verification``), under the companion round's own lease; a verification
+busy elsewhere is left to read the shared status itself.
 """
 
 from __future__ import annotations
@@ -121,15 +125,27 @@ class StatusShare:
                     pipe.zadd(keys.DUE, {urn: now + self.fresh_seconds}, xx=True)
             pipe.execute()
 
-    def expect(self, urns: Iterable[str], due_at: float, pipe: Pipeline | None = None
-               ) -> None:
-        """These URNs' verification looks again at ``due_at``."""
+    def expect(self, urns: Iterable[str], due_at: float, owner: str,
+               pipe: Pipeline | None = None) -> None:
+        """These URNs' verification, ``owner``, looks again at ``due_at``."""
         mapping = {urn: due_at for urn in urns}
         if mapping:
-            (pipe or self._store).zadd(keys.DUE, mapping)
+            target = pipe or self._store
+            target.zadd(keys.DUE, mapping)
+            target.hset(keys.DUE_OWNERS, mapping=dict.fromkeys(mapping, owner))
 
     def settle(self, urns: Iterable[str], pipe: Pipeline | None = None) -> None:
         """These URNs have their outcome: nobody needs to ask for them."""
         settled = list(urns)
         if settled:
-            (pipe or self._store).zrem(keys.DUE, *settled)
+            target = pipe or self._store
+            target.zrem(keys.DUE, *settled)
+            target.hdel(keys.DUE_OWNERS, *settled)
+
+    def owners(self, urns: list[str]) -> dict[str, str]:
+        """The verification each URN belongs to, where known."""
+        if not urns:
+            return {}
+        found = self._store.hmget(keys.DUE_OWNERS, urns)
+        return {urn: owner.decode() if isinstance(owner, bytes) else owner
+                for urn, owner in zip(urns, found, strict=True) if owner is not None}

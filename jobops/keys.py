@@ -27,6 +27,8 @@
                                          every process (see jobops.metrics); no TTL
     jobops:due                           sorted set: pending task URNs, scored by when
                                          their verification looks next (epoch s)
+    jobops:due:owners                    hash: pending task URN -> the verification id
+                                         that looks next; no TTL (removed when settled)
     jobops:status:<task URN>             JSON of LinkedIn's last answer for it, shared by
                                          every run; TTL: a day if terminal, else
                                          JOBOPS_STATUS_FRESH_SECONDS
@@ -86,6 +88,7 @@ PENDING_URNS = f"{PREFIX}pending:urns"
 # v2: latency buckets stored per bucket, cumulated when rendered.
 METRICS = f"{PREFIX}metrics:v2"
 DUE = f"{PREFIX}due"
+DUE_OWNERS = f"{PREFIX}due:owners"
 BATCHES_OPEN = f"{PREFIX}batches:open"
 BATCHES_SEALED = f"{PREFIX}batches:sealed"
 BATCHES_SEALED_AT = f"{PREFIX}batches:sealed:at"

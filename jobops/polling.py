@@ -36,6 +36,8 @@ class PollReport:
     error: LinkedInError | None = None
     # The job of every URN LinkedIn answered for, IN_PROGRESS ones included.
     jobs: dict[str, str] = field(default_factory=dict)
+    # Terminal answers for other verifications' URNs that filled the last call.
+    companions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _entry(urn: str, page: StatusPage, report: PollReport) -> dict[str, Any] | None:
@@ -88,7 +90,8 @@ def poll(fetcher: Fetcher, urns: list[str], max_query_bytes: int, now: float,
     """Ask about every URN in ``urns`` once; see the module docstring for the buckets.
 
     With ``share``, the last call is filled with other verifications' due URNs and every
-    answer is shared; those companions' answers are not in the report.
+    answer is shared; those companions' terminal answers are in ``report.companions``
+    only.
     """
     report = PollReport()
     chunks = split_for_query(urns, max_query_bytes)
@@ -128,4 +131,7 @@ def poll(fetcher: Fetcher, urns: list[str], max_query_bytes: int, now: float,
             share.settle(u for u in chunk if u in companions
                          and not isinstance(page.results.get(u), dict))
         _sort_page([u for u in chunk if u not in companions], page, report, companions)
+        report.companions.update(
+            (u, r) for u, r in page.results.items() if u in companions
+            and isinstance(r, dict) and r.get("status") in LINKEDIN_TERMINAL)
     return report

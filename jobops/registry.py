@@ -53,6 +53,13 @@ class PendingRegistry:
             scripts.queue(target, self._forget, [keys.PENDING, keys.pending_args_key(
                 verification_id), keys.PENDING_URNS], [verification_id])
 
+    def arguments(self, verification_ids: list[str]) -> list[dict[str, Any] | None]:
+        """The registered arguments of each verification's next round, None if unknown."""
+        if not verification_ids:
+            return []
+        raw = self._store.mget([keys.pending_args_key(i) for i in verification_ids])
+        return [None if r is None else json.loads(r) for r in raw]
+
     def take_overdue(self, now: float, limit: int = 500) -> list[tuple[str, dict[str, Any]]]:
         """Overdue rounds, each pushed one grace period later so it is taken once."""
         found = self._store.zrangebyscore(keys.PENDING, "-inf", now, start=0, num=limit)

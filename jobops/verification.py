@@ -30,6 +30,8 @@ class RunResult:
     error: LinkedInError | None = None
     next_check_seconds: float | None = None
     jobs: dict[str, str] = field(default_factory=dict)  # task URN -> externalJobPostingId
+    # Terminal answers this run's call brought for other verifications' URNs.
+    companions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def tally(self, earlier: Mapping[str, int]) -> dict[str, int]:
         """Outcomes by status, this run's added to ``earlier`` rounds'."""
@@ -51,9 +53,13 @@ class RunResult:
 
 
 def _ask(fetcher: Fetcher, urns: list[str], settings: Settings, now: float,
-         share: StatusShare | None, prefetched: Mapping[str, Any] | None) -> PollReport:
+         share: StatusShare | None, prefetched: Mapping[str, Any] | None,
+         answers: Mapping[str, dict[str, Any]] | None) -> PollReport:
     """Poll ``urns``; with ``share``, answers other runs learned recently need no call."""
-    known = share.cached(urns, now, prefetched) if share is not None else {}
+    if answers is not None:
+        known = {u: dict(answers[u]) for u in urns if u in answers}
+    else:
+        known = share.cached(urns, now, prefetched) if share is not None else {}
     report = poll(fetcher, [u for u in urns if u not in known], settings.max_query_bytes,
                   now, share)
     # Statuses another run learned: terminal ones decide, fresh IN_PROGRESS ones wait.
@@ -83,10 +89,13 @@ def run_once(
     jitter: Jitter = random.random,
     share: StatusShare | None = None,
     prefetched: Mapping[str, Any] | None = None,
+    answers: Mapping[str, dict[str, Any]] | None = None,
 ) -> RunResult:
     """Poll the request's URNs once; every URN ends up in ``outcomes`` or ``pending``.
 
     ``prefetched``: raw values of the URNs' shared status keys, if the caller read them.
+    ``answers``: LinkedIn's entries by URN, learned by another run just now; used
+    instead of the shared statuses.
     """
     result = RunResult()
 
@@ -112,8 +121,9 @@ def run_once(
 
     deadline = request.requested_at + settings.task_lifespan_seconds
     if askable and now < deadline:
-        report = _ask(fetcher, askable, settings, now, share, prefetched)
+        report = _ask(fetcher, askable, settings, now, share, prefetched, answers)
         result.calls, result.error, result.jobs = report.calls, report.error, report.jobs
+        result.companions = report.companions
         for urn, entry in report.decided.items():
             outcome(urn, Status(entry["status"]), result=entry)
         for urn, reason in report.invalid.items():

@@ -82,6 +82,11 @@ class CallRecord:
     status: int
     ids: int = 0
     query_bytes: int = 0
+    query: str = ""
+
+    def asked(self) -> list[str]:
+        """The task URNs this call asked about."""
+        return parse_qs(self.query, keep_blank_values=True).get("ids", [])
 
 
 @dataclass
@@ -221,8 +226,9 @@ class SandboxState:
                          "status": 401}, {}
         return None
 
-    def _log(self, path: str, status: int, ids: int = 0, query_bytes: int = 0) -> None:
-        self.calls.append(CallRecord(self.clock(), path, status, ids, query_bytes))
+    def _log(self, path: str, status: int, ids: int = 0, query: str = "") -> None:
+        self.calls.append(CallRecord(self.clock(), path, status, ids, len(query.encode()),
+                                     query))
 
     # ----- task status -------------------------------------------------------------
 
@@ -230,7 +236,7 @@ class SandboxState:
         with self._lock:
             answer = self._task_status(raw_query, authorization)
             ids = raw_query.count("ids=")
-            self._log("/v2/simpleJobPostingTasks", answer[0], ids, len(raw_query.encode()))
+            self._log("/v2/simpleJobPostingTasks", answer[0], ids, raw_query)
             return answer
 
     def _task_status(self, raw_query: str, authorization: str | None) -> Response:

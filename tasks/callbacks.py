@@ -62,6 +62,7 @@ def deliver(
     prefetched: Mapping[str, Any] | None = None,
     pipe: Pipeline | None = None,
     after: list[Callable[[list[Any]], object]] | None = None,
+    producer: Any = None,
 ) -> int:
     """Send each (record key, payload, callback) not delivered before; returns how many.
 
@@ -70,11 +71,12 @@ def deliver(
     ``prefetched``: record values read already. With ``pipe``, the batch additions and
     the records are written when its owner executes it, which must be after this
     returns, and then calls each of ``after`` (required with ``pipe``) with the results.
+    ``producer``: publish with it (and in its open batch, if any).
     """
     fresh = [item for item, seen in zip(
         items, rt.records.seen([k for k, _, _ in items], prefetched), strict=True) if not seen]
     sent = 0
-    with app.producer_or_acquire() as producer:
+    with app.producer_or_acquire(producer) as producer:
         # One round trip for all of this run's callbacks (kombu's batch publish on Redis).
         with producer.batch() if len(fresh) > 1 else contextlib.nullcontext():
             for key, payload, spec in fresh:

@@ -39,7 +39,8 @@ def _send(request: VerificationRequest, countdown_seconds: float | None) -> list
             with rt.redis.pipeline(transaction=False) as pipe:
                 rt.pending.expect(verification_id, kwargs, time.time() + countdown, pipe)
                 if rt.share is not None:
-                    rt.share.expect(kwargs["task_urns"], time.time() + countdown, pipe)
+                    rt.share.expect(kwargs["task_urns"], time.time() + countdown,
+                                    verification_id, pipe)
                 pipe.execute()
             app.send_task(VERIFY_TASK, kwargs=kwargs, queue=rt.settings.queue,
                           countdown=countdown, task_id=verification_id, producer=producer,

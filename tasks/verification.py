@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from celery import Task
@@ -24,6 +26,7 @@ from jobops.request import (
     parse_request,
 )
 from jobops.retry import backoff_seconds
+from jobops.urns import is_task_urn
 from jobops.verification import RunResult, run_once
 from tasks.callbacks import deliver, outcome_callback
 from workers import app
@@ -37,7 +40,7 @@ class StillPending(Exception):
 
 
 def _deliver_job_summaries(rt: Runtime, request: VerificationRequest, result: RunResult,
-                           pipe: Pipeline) -> dict[str, list[str]]:
+                           pipe: Pipeline, producer: Any) -> dict[str, list[str]]:
     """Send JOB_COMPLETE for each job whose locations have all ended; returns the rest."""
     jobs = {job: list(urns) for job, urns in request.jobs.items()}
     for urn, job in result.jobs.items():
@@ -60,7 +63,7 @@ def _deliver_job_summaries(rt: Runtime, request: VerificationRequest, result: Ru
         found = [o for o in outcomes if o is not None]
         summary = job_summary(job, request.operation.value, dict(request.context), found)
         items.append((job_summary_key(urns), summary, spec))
-    deliver(app, rt, items, pipe=pipe)
+    deliver(app, rt, items, pipe=pipe, producer=producer)
     return jobs
 
 
@@ -134,6 +137,12 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
     rt = runtime()
     claim = rt.leases.claim(task.request.id, request.poll_round, _reads(rt, request))
     if claim.done:
+        if claim.settled_by is not None:
+            # The usual end of a single-job verification: a run whose call answered for
+            # its URNs delivered its outcomes.
+            log.debug("verification %s round %d was settled by verification %s",
+                      task.request.id, request.poll_round, claim.settled_by)
+            return {"round": request.poll_round, "settled_by": claim.settled_by}
         log.info("verification %s round %d ran already; dropping this copy",
                  task.request.id, request.poll_round)
         return {"duplicate_of_round": request.poll_round}
@@ -158,32 +167,118 @@ def _reads(rt: Runtime, request: VerificationRequest) -> list[str]:
     return reads
 
 
+@dataclass
+class _Companion:
+    """Another verification whose every pending URN this run's call answered: settled
+    here, under its round's lease, so its own message finds the round done."""
+    verification_id: str
+    request: VerificationRequest
+    holder: str
+    result: RunResult
+    records: dict[str, Any]
+
+
+def _claim_companions(rt: Runtime, own_id: str, result: RunResult, now: float
+                      ) -> list[_Companion]:
+    """Claim the rounds of the verifications this run's answers settle completely.
+
+    One whose round runs elsewhere, or ran, is skipped: it reads the shared statuses.
+    """
+    if rt.share is None or not result.companions:
+        return []
+    answered = result.companions
+    owners = {owner for owner in rt.share.owners(list(answered)).values() if owner != own_id}
+    if not owners:
+        return []
+    ids = sorted(owners)
+    wanted: list[tuple[str, VerificationRequest]] = []
+    for verification_id, kwargs in zip(ids, rt.pending.arguments(ids), strict=True):
+        if kwargs is None:
+            continue
+        try:
+            request = parse_request(kwargs, now=now, strict=False)
+        except InvalidRequest:
+            continue  # a poison message; its own run logs and drops it
+        askable = [u for u in request.task_urns if is_task_urn(u)]
+        if askable and all(u in answered for u in askable):
+            wanted.append((verification_id, request))
+    if not wanted:
+        return []
+    record_keys = [outcome_key(u) for _, request in wanted for u in request.task_urns]
+    holders, records = rt.leases.claim_many(
+        [(verification_id, request.poll_round) for verification_id, request in wanted],
+        record_keys)
+    return [
+        _Companion(verification_id, request, holder,
+                   run_once(request, rt.client, rt.settings, now, answers=answered), records)
+        for (verification_id, request), holder in zip(wanted, holders, strict=True)
+        if holder is not None
+    ]
+
+
 def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float,
                prefetched: Mapping[str, Any]) -> dict[str, Any]:
     result = run_once(request, rt.client, rt.settings, now, share=rt.share,
                       prefetched=prefetched)
-    rt.records.fill_job_state(result.outcomes)
-    # Everything this run writes goes in one round trip at its end, after its callbacks;
-    # ``after`` reads what that round trip answered (batches it sealed).
+    others = _claim_companions(rt, task.request.id, result, now)
+    try:
+        return _end_round(task, rt, request, result, now, prefetched, others)
+    except Retry:
+        raise
+    except BaseException:
+        for other in others:
+            rt.leases.release(other.verification_id, other.request.poll_round, other.holder)
+        raise
+
+
+def _end_round(task: Task, rt: Runtime, request: VerificationRequest, result: RunResult,
+               now: float, prefetched: Mapping[str, Any], others: list[_Companion]
+               ) -> dict[str, Any]:
+    rt.records.fill_job_state([*result.outcomes,
+                               *(o for other in others for o in other.result.outcomes)])
+    many = len(result.outcomes) + sum(len(other.result.outcomes) for other in others) > 1
+    # Everything this run writes goes in one round trip at its end, after its callbacks
+    # (one round trip too); ``after`` reads what that round trip answered (batches it
+    # sealed).
     after: list[Callable[[list[Any]], object]] = []
     with rt.redis.pipeline(transaction=False) as pipe:
-        if rt.share is not None:
-            rt.share.settle((o["task_urn"] for o in result.outcomes), pipe)
-            if result.pending and result.next_check_seconds is not None:
-                rt.share.expect(result.pending, now + result.next_check_seconds, pipe)
-        deliver(app, rt,
-                [(outcome_key(o["task_urn"]), o,
-                  outcome_callback(request.callbacks, o["status"]))
-                 for o in result.outcomes], batch=request.callbacks.get(BATCH_CALLBACK),
-                prefetched=prefetched, pipe=pipe, after=after)
-        for outcome in result.outcomes:
-            rt.metrics.outcome(outcome["status"], outcome["operation"],
-                               now - request.requested_at)
-        jobs = (_deliver_job_summaries(rt, request, result, pipe)
-                if JOB_COMPLETE_CALLBACK in request.callbacks else {})
-        summary = _finish_round(task, rt, request, result, jobs, pipe, after)
+        with app.producer_or_acquire() as producer, \
+                producer.batch() if many else contextlib.nullcontext():
+            jobs = _settle(rt, task.request.id, request, result, now, prefetched, pipe,
+                           after, producer)
+            for other in others:
+                _settle(rt, other.verification_id, other.request, other.result, now,
+                        other.records, pipe, after, producer)
+        for other in others:
+            rt.leases.finish(other.verification_id, other.request.poll_round, pipe,
+                             settled_by=task.request.id)
+            rt.pending.forget(other.verification_id, pipe)
+        summary = _finish_round(task, rt, request, result, jobs, pipe, after, others)
         _close(pipe, after)
     return summary
+
+
+def _settle(rt: Runtime, verification_id: str, request: VerificationRequest,
+            result: RunResult, now: float, prefetched: Mapping[str, Any], pipe: Pipeline,
+            after: list[Callable[[list[Any]], object]], producer: Any
+            ) -> dict[str, list[str]]:
+    """Queue a round's callbacks on ``producer`` and its writes into ``pipe``; returns
+    the jobs still unfinished (for the next round)."""
+    if rt.share is not None:
+        rt.share.settle((o["task_urn"] for o in result.outcomes), pipe)
+        if result.pending and result.next_check_seconds is not None:
+            rt.share.expect(result.pending, now + result.next_check_seconds,
+                            verification_id, pipe)
+    deliver(app, rt,
+            [(outcome_key(o["task_urn"]), o, outcome_callback(request.callbacks, o["status"]))
+             for o in result.outcomes], batch=request.callbacks.get(BATCH_CALLBACK),
+            prefetched=prefetched, pipe=pipe, after=after, producer=producer)
+    for outcome in result.outcomes:
+        rt.metrics.outcome(outcome["status"], outcome["operation"],
+                           now - request.requested_at)
+    if JOB_COMPLETE_CALLBACK not in request.callbacks:
+        return {}
+    return _deliver_job_summaries(rt, request, result, pipe, producer)
 
 
 def _close(pipe: Pipeline, after: list[Callable[[list[Any]], object]]) -> None:
@@ -194,16 +289,22 @@ def _close(pipe: Pipeline, after: list[Callable[[list[Any]], object]]) -> None:
 
 def _finish_round(task: Task, rt: Runtime, request: VerificationRequest, result: RunResult,
                   jobs: dict[str, list[str]], pipe: Pipeline,
-                  after: list[Callable[[list[Any]], object]]) -> dict[str, Any]:
+                  after: list[Callable[[list[Any]], object]],
+                  others: list[_Companion]) -> dict[str, Any]:
     """Log the round; retry if URNs are pending (after executing ``pipe``), else queue
     the round's end into ``pipe``."""
     summary = result.summary(request.operation.value, request.tally)
+    if others:
+        summary["settled_for_others"] = {
+            "verifications": len(others),
+            "outcomes": sum(len(other.result.outcomes) for other in others)}
     log.info("verification %s round %d: %s", task.request.id, request.poll_round, summary,
              extra={"event": "verification_round", "operation": request.operation.value,
                     "round": request.poll_round, "urns": len(request.task_urns),
                     "decided": len(result.outcomes), "pending": len(result.pending),
                     "calls": result.calls,
-                    "call_error": str(result.error) if result.error else None})
+                    "call_error": str(result.error) if result.error else None,
+                    "settled_for_others": len(others)})
     if result.pending and result.next_check_seconds is not None:
         if result.error is not None:
             why = f"LinkedIn call failed ({result.error})"
