@@ -16,8 +16,11 @@
                                          operation (<digest>: of its task URNs)
     jobops:run:<verification id>:<round>
                                          "running:<id>" while one copy of that round's
-                                         message runs (TTL: JOBOPS_RUN_LEASE_SECONDS), then
-                                         "done" (TTL: two visibility timeouts)
+                                         message (or a run settling it) runs (TTL:
+                                         JOBOPS_RUN_LEASE_SECONDS), then "done", or
+                                         "done:by:<verification id>" if another
+                                         verification's run settled it (TTL: two
+                                         visibility timeouts)
     jobops:pending                       sorted set: unfinished verification ids, scored by
                                          when their next round is overdue (epoch s)
     jobops:pending:<verification id>     JSON kwargs of that next round; TTL: the lifespan
@@ -28,7 +31,9 @@
     jobops:due                           sorted set: pending task URNs, scored by when
                                          their verification looks next (epoch s)
     jobops:due:owners                    hash: pending task URN -> the verification id
-                                         that looks next; no TTL (removed when settled)
+                                         that looks next; no TTL: removed when a run
+                                         delivers that URN's outcome (or drops its
+                                         verification as poison)
     jobops:status:<task URN>             JSON of LinkedIn's last answer for it, shared by
                                          every run; TTL: a day if terminal, else
                                          JOBOPS_STATUS_FRESH_SECONDS

@@ -4,9 +4,11 @@ Redis redelivers a message whose acknowledgement it never saw (a worker lost its
 connection, a process died); a copy can then run beside the original. Unchecked, both
 would publish the next round and the verification would fork in two, doubling its
 LinkedIn calls. Each round is therefore claimed with a lease before it runs and marked
-done after its successor is published: a copy that finds the round done is dropped, one
-that finds it running comes back when the lease would have run out (the holder may have
-died), so no copy is ever dropped while its round is unfinished.
+done after its successor is published (or, with no successor, with its last writes): a
+copy that finds the round done is dropped, one that finds it running comes back when the
+lease would have run out (the holder may have died), so no copy is ever dropped while its
+round is unfinished. A run may also claim another verification's round and settle it
+(``claim_many``); that round is marked done by that run (``settled_by``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class Claim:
     holder: str = ""
     # The keys asked for with the claim, read in the same round trip (granted claims only).
     values: Mapping[str, Any] = field(default_factory=dict)
-    # A round done by another verification's run, which settled it: that run's id.
+    # A round settled by another verification's run: that verification's id.
     settled_by: str | None = None
 
 

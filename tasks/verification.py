@@ -1,4 +1,9 @@
-"""``jobops.verify_job_operation``: poll, deliver outcomes, retry with what is pending."""
+"""``jobops.verify_job_operation``: poll, deliver outcomes, retry with what is pending.
+
+A run whose call answered every URN another verification waits for (a companion, see
+``jobops.coalesce``) also settles that verification, under its round's lease: its
+callbacks, records and end of round go with this run's own.
+"""
 
 from __future__ import annotations
 
@@ -131,7 +136,12 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
     except InvalidRequest as error:
         # A poison message: retrying cannot fix it, so it is logged and dropped.
         log.error("verification %s rejected: %s", task.request.id, error)
-        runtime().pending.forget(task.request.id)
+        rt = runtime()
+        rt.pending.forget(task.request.id)
+        urns = kwargs.get("task_urns")
+        if rt.share is not None and isinstance(urns, list) and urns \
+                and all(isinstance(u, str) for u in urns):
+            rt.share.settle(urns)  # nobody will look for them again
         return {"rejected": str(error)}
 
     rt = runtime()
@@ -182,16 +192,46 @@ def _claim_companions(rt: Runtime, own_id: str, result: RunResult, now: float
                       ) -> list[_Companion]:
     """Claim the rounds of the verifications this run's answers settle completely.
 
-    One whose round runs elsewhere, or ran, is skipped: it reads the shared statuses.
+    One whose round runs elsewhere, or ran, is skipped: it reads the shared statuses. So
+    is one holding a URN that another verification now owns (a URN scheduled twice):
+    each URN is settled by, and for, one verification only.
     """
     if rt.share is None or not result.companions:
         return []
     answered = result.companions
-    owners = {owner for owner in rt.share.owners(list(answered)).values() if owner != own_id}
-    if not owners:
+    owners = rt.share.owners(list(answered))
+    ids = sorted({owner for owner in owners.values() if owner != own_id})
+    if not ids:
         return []
-    ids = sorted(owners)
-    wanted: list[tuple[str, VerificationRequest]] = []
+    wanted = _owned_requests(rt, ids, owners, now)
+    if not wanted:
+        return []
+    record_keys = [outcome_key(u) for _, request in wanted for u in request.task_urns]
+    holders, records = rt.leases.claim_many(
+        [(verification_id, request.poll_round) for verification_id, request in wanted],
+        record_keys)
+    claimed = []
+    for (verification_id, request), holder in zip(wanted, holders, strict=True):
+        if holder is None:
+            continue
+        try:
+            settled = run_once(request, rt.client, rt.settings, now, answers=answered)
+            if settled.pending or settled.calls:
+                raise RuntimeError(f"{len(settled.pending)} URNs left pending")
+        except Exception:
+            # Never A's failure: the companion runs and delivers for itself.
+            log.exception("verification %s could not be settled by %s; left to its own run",
+                          verification_id, own_id)
+            rt.leases.release(verification_id, request.poll_round, holder)
+            continue
+        claimed.append(_Companion(verification_id, request, holder, settled, records))
+    return claimed
+
+
+def _owned_requests(rt: Runtime, ids: list[str], owners: Mapping[str, str], now: float
+                    ) -> list[tuple[str, VerificationRequest]]:
+    """The registered next round of each verification whose every URN it owns."""
+    wanted = []
     for verification_id, kwargs in zip(ids, rt.pending.arguments(ids), strict=True):
         if kwargs is None:
             continue
@@ -200,28 +240,18 @@ def _claim_companions(rt: Runtime, own_id: str, result: RunResult, now: float
         except InvalidRequest:
             continue  # a poison message; its own run logs and drops it
         askable = [u for u in request.task_urns if is_task_urn(u)]
-        if askable and all(u in answered for u in askable):
+        if askable and all(owners.get(u) == verification_id for u in askable):
             wanted.append((verification_id, request))
-    if not wanted:
-        return []
-    record_keys = [outcome_key(u) for _, request in wanted for u in request.task_urns]
-    holders, records = rt.leases.claim_many(
-        [(verification_id, request.poll_round) for verification_id, request in wanted],
-        record_keys)
-    return [
-        _Companion(verification_id, request, holder,
-                   run_once(request, rt.client, rt.settings, now, answers=answered), records)
-        for (verification_id, request), holder in zip(wanted, holders, strict=True)
-        if holder is not None
-    ]
+    return wanted
 
 
 def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float,
                prefetched: Mapping[str, Any]) -> dict[str, Any]:
     result = run_once(request, rt.client, rt.settings, now, share=rt.share,
                       prefetched=prefetched)
-    others = _claim_companions(rt, task.request.id, result, now)
+    others: list[_Companion] = []
     try:
+        others = _claim_companions(rt, task.request.id, result, now)
         return _end_round(task, rt, request, result, now, prefetched, others)
     except Retry:
         raise
@@ -244,10 +274,10 @@ def _end_round(task: Task, rt: Runtime, request: VerificationRequest, result: Ru
     with rt.redis.pipeline(transaction=False) as pipe:
         with app.producer_or_acquire() as producer, \
                 producer.batch() if many else contextlib.nullcontext():
-            jobs = _settle(rt, task.request.id, request, result, now, prefetched, pipe,
-                           after, producer)
+            jobs = _queue_round(rt, task.request.id, request, result, now, prefetched,
+                                pipe, after, producer)
             for other in others:
-                _settle(rt, other.verification_id, other.request, other.result, now,
+                _queue_round(rt, other.verification_id, other.request, other.result, now,
                         other.records, pipe, after, producer)
         for other in others:
             rt.leases.finish(other.verification_id, other.request.poll_round, pipe,
@@ -258,10 +288,10 @@ def _end_round(task: Task, rt: Runtime, request: VerificationRequest, result: Ru
     return summary
 
 
-def _settle(rt: Runtime, verification_id: str, request: VerificationRequest,
-            result: RunResult, now: float, prefetched: Mapping[str, Any], pipe: Pipeline,
-            after: list[Callable[[list[Any]], object]], producer: Any
-            ) -> dict[str, list[str]]:
+def _queue_round(rt: Runtime, verification_id: str, request: VerificationRequest,
+                 result: RunResult, now: float, prefetched: Mapping[str, Any],
+                 pipe: Pipeline, after: list[Callable[[list[Any]], object]], producer: Any
+                 ) -> dict[str, list[str]]:
     """Queue a round's callbacks on ``producer`` and its writes into ``pipe``; returns
     the jobs still unfinished (for the next round)."""
     if rt.share is not None:
