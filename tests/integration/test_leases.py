@@ -1,0 +1,63 @@
+"""Run leases on a real Redis: one run per round, and rounds settled by another run."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import redis
+
+from jobops.keys import run_key
+from jobops.leases import RunLeases
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def leases(store: redis.Redis) -> RunLeases:
+    return RunLeases(store, lease_seconds=2, done_ttl_seconds=60)
+
+
+def test_a_round_runs_once_and_its_copies_learn_why(leases: RunLeases,
+                                                    store: redis.Redis) -> None:
+    own, other = str(uuid.uuid4()), str(uuid.uuid4())
+    store.set("jobops:test:read", "value")
+    first = leases.claim(own, 0, ["jobops:test:read", "jobops:test:missing"])
+    assert first.granted and first.values == {"jobops:test:read": b"value",
+                                              "jobops:test:missing": None}
+    copy = leases.claim(own, 0)
+    assert not copy.granted and not copy.done and 1.0 < copy.retry_in_seconds <= 2.2
+    leases.finish(own, 0)
+    assert leases.claim(own, 0).done and leases.claim(own, 0).settled_by is None
+
+    leases.finish(other, 3, settled_by=own)
+    settled = leases.claim(other, 3)
+    assert settled.done and settled.settled_by == own
+
+
+def test_claim_many_skips_rounds_running_or_done(leases: RunLeases,
+                                                 store: redis.Redis) -> None:
+    free, running, done = (str(uuid.uuid4()) for _ in range(3))
+    assert leases.claim(running, 1).granted
+    leases.finish(done, 0)
+    store.set("jobops:test:record", "{}")
+    holders, values = leases.claim_many([(free, 2), (running, 1), (done, 0)],
+                                        ["jobops:test:record"])
+    assert holders[0] is not None and holders[1:] == [None, None]
+    assert values == {"jobops:test:record": b"{}"}
+    # The round claimed for settling is held: its own message comes back later.
+    assert not leases.claim(free, 2).granted
+    # Released by its holder only.
+    leases.release(free, 2, "running:someone-else")
+    assert store.get(run_key(free, 2)) == holders[0].encode()
+    leases.release(free, 2, holders[0])
+    assert leases.claim(free, 2).granted
+
+
+def test_an_abandoned_settling_claim_runs_out(leases: RunLeases) -> None:
+    verification = str(uuid.uuid4())
+    holders, _ = leases.claim_many([(verification, 0)])
+    assert holders[0] is not None
+    time.sleep(2.1)
+    assert leases.claim(verification, 0).granted
