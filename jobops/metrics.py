@@ -31,6 +31,8 @@ _HELP = {
     "jobops_batches_sent_total": ("counter", "Batches sent to BATCH callbacks (re-sends of a "
                                   "batch whose sender died included)"),
     "jobops_batched_outcomes_total": ("counter", "Outcomes in the batches sent"),
+    "jobops_settled_for_others_total": ("counter", "Verifications settled by a run whose call "
+                                        "answered all their URNs"),
     "jobops_outcome_latency_seconds": ("histogram", "From the LinkedIn operation to its "
                                        "outcome"),
 }

@@ -325,6 +325,7 @@ def _finish_round(task: Task, rt: Runtime, request: VerificationRequest, result:
     the round's end into ``pipe``."""
     summary = result.summary(request.operation.value, request.tally)
     if others:
+        rt.metrics.add("jobops_settled_for_others_total", len(others))
         summary["settled_for_others"] = {
             "verifications": len(others),
             "outcomes": sum(len(other.result.outcomes) for other in others)}

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from jobops import keys
 from jobops.keys import run_key
 from jobops.urns import encode_id_param
 from sandbox import SandboxState
@@ -17,6 +18,7 @@ from tests.jobs import job, post, posted_urns, task_urns
 from workers import app
 from workers.runtime import runtime
 
+SETTLED_METRIC = "jobops_settled_for_others_total"
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
 
@@ -31,6 +33,7 @@ def test_single_job_operations_share_their_calls(
     urns = posted_urns(count)
     before = len(sandbox.status_calls())
     rt = runtime()
+    counted_before = float(rt.redis.hget(keys.METRICS, SETTLED_METRIC) or 0)
     verifications = [str(uuid.uuid4()) for _ in urns]
     kwargs = [{"task_urns": [urn], "operation": "CREATE", "callbacks": recorder.callbacks,
                "context": recorder.context} for urn in urns]
@@ -60,6 +63,8 @@ def test_single_job_operations_share_their_calls(
                    if v is not None and v.startswith(b"done:by:")]
         assert len(settled) >= count * 3 // 4, \
             f"{len(settled)} of {count} settled by another run"
+        counted = float(rt.redis.hget(keys.METRICS, SETTLED_METRIC) or 0) - counted_before
+        assert counted >= len(settled)
     else:
         assert calls == count
     deadline = time.monotonic() + 10
