@@ -219,7 +219,7 @@ def _claim_companions(rt: Runtime, own_id: str, result: RunResult, now: float
             if settled.pending or settled.calls:
                 raise RuntimeError(f"{len(settled.pending)} URNs left pending")
         except Exception:
-            # Never A's failure: the companion runs and delivers for itself.
+            # Not this run's failure: the companion's own run delivers for itself.
             log.exception("verification %s could not be settled by %s; left to its own run",
                           verification_id, own_id)
             rt.leases.release(verification_id, request.poll_round, holder)
@@ -278,7 +278,7 @@ def _end_round(task: Task, rt: Runtime, request: VerificationRequest, result: Ru
                                 pipe, after, producer)
             for other in others:
                 _queue_round(rt, other.verification_id, other.request, other.result, now,
-                        other.records, pipe, after, producer)
+                             other.records, pipe, after, producer)
         for other in others:
             rt.leases.finish(other.verification_id, other.request.poll_round, pipe,
                              settled_by=task.request.id)
