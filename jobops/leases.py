@@ -95,9 +95,9 @@ class RunLeases:
         Returns each round's holder if granted, else None (running elsewhere, or done),
         and the values read.
         """
-        holders = [self.new_holder() for _ in rounds]
         if not rounds:
             return [], {}
+        holders = [self.new_holder() for _ in rounds]
         with self._store.pipeline(transaction=False) as pipe:
             for (verification_id, poll_round), holder in zip(rounds, holders, strict=True):
                 pipe.set(keys.run_key(verification_id, poll_round), holder, nx=True,

@@ -80,9 +80,16 @@ class CallRecord:
     at: float
     path: str
     status: int
-    ids: int = 0
-    query_bytes: int = 0
     query: str = ""
+
+    @property
+    def ids(self) -> int:
+        """How many task URNs the call asked about."""
+        return self.query.count("ids=")
+
+    @property
+    def query_bytes(self) -> int:
+        return len(self.query.encode())
 
     def asked(self) -> list[str]:
         """The task URNs this call asked about."""
@@ -226,17 +233,15 @@ class SandboxState:
                          "status": 401}, {}
         return None
 
-    def _log(self, path: str, status: int, ids: int = 0, query: str = "") -> None:
-        self.calls.append(CallRecord(self.clock(), path, status, ids, len(query.encode()),
-                                     query))
+    def _log(self, path: str, status: int, query: str = "") -> None:
+        self.calls.append(CallRecord(self.clock(), path, status, query))
 
     # ----- task status -------------------------------------------------------------
 
     def task_status(self, raw_query: str, authorization: str | None) -> Response:
         with self._lock:
             answer = self._task_status(raw_query, authorization)
-            ids = raw_query.count("ids=")
-            self._log("/v2/simpleJobPostingTasks", answer[0], ids, raw_query)
+            self._log("/v2/simpleJobPostingTasks", answer[0], raw_query)
             return answer
 
     def _task_status(self, raw_query: str, authorization: str | None) -> Response:
