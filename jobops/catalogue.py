@@ -179,3 +179,27 @@ def expired_entry(lifespan_days: float) -> ErrorEntry:
         "resolution": "LinkedIn never decided this task: check the job on LinkedIn and send "
         "the operation again if it is not live.",
     }
+
+
+def unchecked_entry(lifespan_days: float, error: str) -> ErrorEntry:
+    """The entry of an EXPIRED outcome whose last check at the deadline could not be made."""
+    return {
+        "code": "NOT_CHECKED_AT_EXPIRY",
+        "field": None,
+        "message": f"could not be checked when its task id ran out ({lifespan_days:g} days "
+        f"after the operation): {error}",
+        "resolution": "LinkedIn could not be asked at the end of the task's lifespan: check "
+        "the job on LinkedIn and send the operation again if it is not live.",
+    }
+
+
+def gone_entry(lifespan_days: float, reason: str) -> ErrorEntry:
+    """The entry of an EXPIRED outcome LinkedIn no longer knows once its id ran out."""
+    return {
+        "code": "STILL_IN_PROGRESS_AT_EXPIRY",
+        "field": None,
+        "message": f"still IN_PROGRESS when last seen; LinkedIn no longer knows the task "
+        f"{lifespan_days:g} days after the operation: {reason}",
+        "resolution": "LinkedIn never decided this task: check the job on LinkedIn and send "
+        "the operation again if it is not live.",
+    }

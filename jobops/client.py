@@ -2,11 +2,15 @@
 
 The client never retries on a timer: it gets a fresh token once after a 401 and otherwise
 raises one of the errors in :mod:`jobops.errors`, leaving the when-to-retry decision to
-the task.
+the task. What LinkedIn refuses for the whole application — a 429, a fresh token refused,
+credentials refused — pauses the fleet through the limiter's breaker (see
+:mod:`jobops.limits`), so a lasting refusal costs one call per pause step, not one per
+verification.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -18,7 +22,18 @@ from jobops.errors import (
     BadBatchKey,
     LinkedInError,
     QueryTooLong,
+    RequestRefused,
+    TokenError,
     TransientError,
+)
+from jobops.limits import (
+    DAILY_LIMIT,
+    REQUEST_REFUSED,
+    RETRY_AFTER,
+    THROTTLED,
+    TOKEN_REFUSED,
+    Permit,
+    Trip,
 )
 from jobops.metrics import Metrics
 from jobops.tokens import TokenSource
@@ -57,13 +72,17 @@ def _body(response: requests.Response) -> dict[str, Any]:
 
 
 class CallPermits(Protocol):
-    def acquire(self) -> int: ...
+    def acquire(self, holder: str = "") -> Permit: ...
 
-    def pause(self, seconds: float | None) -> float: ...
+    def trip(self, reason: str, message: str, seconds: float | None = None) -> Trip: ...
+
+    def heal(self, holder: str) -> None: ...
+
+    def day_nearly_spent(self, used_today: int) -> bool: ...
 
 
-# LinkedIn's answer when the application's daily allowance is spent (serviceErrorCode 101).
-_DAILY_LIMIT_TEXT = "throttle limit for calls to this resource"
+# The seed's message for a refused ids value: the only 400 that blames one URN.
+_BATCH_KEY_TEXT = "batch key"
 
 
 class StatusClient:
@@ -84,29 +103,56 @@ class StatusClient:
         self._permits = permits
         self._timeout_seconds = timeout_seconds
         self._metrics = metrics or Metrics()
+        # Names this client to the breaker: when one of its calls probes a pause, the rest
+        # of its run (a fresh token, the canary, halving) may call too.
+        self._holder = uuid.uuid4().hex
         self.calls = 0
 
     def fetch(self, urns: list[str], now: float) -> StatusPage:
-        query = query_string(urns)
-        for attempt in (1, 2):
-            token = self._tokens.token()
-            response = self._get(f"{self._url}?{query}", token, len(urns))
-            if response.status_code != 401:
-                break
+        url = f"{self._url}?{query_string(urns)}"
+        permit = self._permits.acquire(self._holder)
+        token = self._token()
+        response = self._get(url, token, len(urns))
+        if response.status_code == 401:
             self._tokens.invalidate(token)
-            if attempt == 2:
-                body = _body(response)
-                raise AuthenticationError(
-                    str(body.get("message") or "bearer token refused"),
-                    http_status=401,
-                    service_error_code=body.get("serviceErrorCode"),
-                    resolution="a fresh token was refused too: check the application's "
-                    "access to the Job Posting API",
-                )
-        return self._classify(response, now)
+            permit = self._permits.acquire(self._holder)
+            response = self._get(url, self._token(), len(urns))
+            if response.status_code == 401:
+                self._refused_fresh_token(response)
+        page = self._classify(response, now, permit)
+        if permit.probe:
+            self._permits.heal(self._holder)
+        return page
+
+    def request_refused(self, error: LinkedInError) -> float:
+        """Pause the fleet: LinkedIn refuses the request's form, not one URN."""
+        return self._permits.trip(REQUEST_REFUSED, str(error)).wait_seconds
+
+    def _token(self) -> str:
+        try:
+            return self._tokens.token()
+        except TokenError as error:
+            if error.http_status in (400, 401):
+                # The credentials themselves are refused: asking again each round helps
+                # nobody and floods the token endpoint.
+                error.retry_after_seconds = self._permits.trip(TOKEN_REFUSED,
+                                                               str(error)).wait_seconds
+            raise
+
+    def _refused_fresh_token(self, response: requests.Response) -> None:
+        body = _body(response)
+        message = str(body.get("message") or "bearer token refused")
+        trip = self._permits.trip(TOKEN_REFUSED, f"a fresh token was refused too: {message}")
+        raise AuthenticationError(
+            message,
+            http_status=401,
+            service_error_code=body.get("serviceErrorCode"),
+            resolution="a fresh token was refused too: check the application's access to "
+            "the Job Posting API",
+            retry_after_seconds=trip.wait_seconds,
+        )
 
     def _get(self, url: str, token: str, urns: int) -> requests.Response:
-        self._permits.acquire()
         self.calls += 1
         try:
             response = self._session.get(
@@ -121,7 +167,8 @@ class StatusClient:
             # The exception's text can hold the URL but never the header; keep only its kind.
             raise TransientError(f"status call failed: {type(error).__name__}") from None
 
-    def _classify(self, response: requests.Response, now: float) -> StatusPage:
+    def _classify(self, response: requests.Response, now: float, permit: Permit
+                  ) -> StatusPage:
         code = response.status_code
         if code == 200:
             body = _body(response)
@@ -135,17 +182,15 @@ class StatusClient:
         message = str(body.get("message") or response.reason or "no message")
         service_code = body.get("serviceErrorCode")
         if code == 400:
-            raise BadBatchKey(message, http_status=400, service_error_code=service_code)
+            if _BATCH_KEY_TEXT in message.lower():
+                raise BadBatchKey(message, http_status=400, service_error_code=service_code)
+            raise RequestRefused(message, http_status=400, service_error_code=service_code,
+                                 resolution="LinkedIn refused the request; if every call gets "
+                                 "this, check LINKEDIN_API_URL and the application's access")
         if code == 414:
             raise QueryTooLong(message, http_status=414)
         if code == 429:
-            wait = retry_after_seconds(response.headers.get("Retry-After"), now)
-            if wait is None and _DAILY_LIMIT_TEXT in message.lower():
-                wait = self._permits.pause(None)
-            elif wait is not None:
-                self._permits.pause(wait)
-            raise TransientError(message, http_status=429, service_error_code=service_code,
-                                 retry_after_seconds=wait)
+            raise self._throttled(message, service_code, response, now, permit)
         if code >= 500:
             raise TransientError(message, http_status=code, service_error_code=service_code)
         if code == 403:
@@ -156,3 +201,17 @@ class StatusClient:
                 resolution="the application may lack access to simpleJobPostingTasks",
             )
         raise LinkedInError(message, http_status=code, service_error_code=service_code)
+
+    def _throttled(self, message: str, service_code: Any, response: requests.Response,
+                   now: float, permit: Permit) -> TransientError:
+        """Pause the fleet as a 429 asks. LinkedIn's message is the same for its daily
+        limit and any short throttle, so only the fleet's own count says which it is."""
+        wait = retry_after_seconds(response.headers.get("Retry-After"), now)
+        if wait is not None:
+            trip = self._permits.trip(RETRY_AFTER, message, wait)
+        elif self._permits.day_nearly_spent(permit.used_today):
+            trip = self._permits.trip(DAILY_LIMIT, message)
+        else:
+            trip = self._permits.trip(THROTTLED, message)
+        return TransientError(message, http_status=429, service_error_code=service_code,
+                              retry_after_seconds=trip.wait_seconds)

@@ -25,7 +25,7 @@ import redis
 from redis.client import Pipeline
 
 from jobops import keys
-from jobops.outcomes import LINKEDIN_TERMINAL
+from jobops.outcomes import is_terminal
 from jobops.urns import encode_id_param
 
 TERMINAL_TTL_SECONDS = 86_400
@@ -116,7 +116,7 @@ class StatusShare:
             return
         with self._store.pipeline(transaction=False) as pipe:
             for urn, result in results.items():
-                if result.get("status") in LINKEDIN_TERMINAL:
+                if is_terminal(result.get("status")):
                     pipe.set(keys.status_key(urn), json.dumps(result), ex=TERMINAL_TTL_SECONDS)
                     pipe.zrem(keys.DUE, urn)
                 else:

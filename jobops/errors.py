@@ -7,6 +7,7 @@
         ├── TokenError          the token endpoint refused or failed
         ├── AuthenticationError a bearer token was refused even after a fresh one
         ├── BadBatchKey         400 "Batch key parameter value is invalid"
+        ├── RequestRefused      any other 400: the request itself, not one URN
         ├── QueryTooLong        414: the query string was longer than LinkedIn accepts
         └── TransientError      5xx, 429, timeouts, resets, unreadable bodies: try later
             ├── RateLimited     no call permit free this second (JOBOPS_CALLS_PER_SECOND)
@@ -41,8 +42,12 @@ class LinkedInError(JobopsError):
         http_status: int | None = None,
         service_error_code: int | None = None,
         resolution: str | None = None,
+        retry_after_seconds: float | None = None,
     ) -> None:
         self.http_status = http_status
+        # How long the fleet waits before calling again, when it is known (Retry-After,
+        # a fleet-wide pause, midnight UTC).
+        self.retry_after_seconds = retry_after_seconds
         self.service_error_code = service_error_code
         self.resolution = resolution
         parts = [message]
@@ -67,16 +72,16 @@ class BadBatchKey(LinkedInError):
     """Raised when LinkedIn answers 400 because an ids value is not a valid task URN."""
 
 
+class RequestRefused(LinkedInError):
+    """Raised when LinkedIn answers 400 with a message that does not blame one task URN."""
+
+
 class QueryTooLong(LinkedInError):
     """Raised when LinkedIn answers 414 to a query string it finds too long."""
 
 
 class TransientError(LinkedInError):
     """Raised for failures worth retrying later: 5xx, 429, timeouts, broken bodies."""
-
-    def __init__(self, message: str, *, retry_after_seconds: float | None = None, **kw: object):
-        self.retry_after_seconds = retry_after_seconds
-        super().__init__(message, **kw)  # type: ignore[arg-type]
 
 
 class RateLimited(TransientError):

@@ -64,7 +64,13 @@
     jobops:rate:window                   sorted set of the permits of the last second
                                          (score: Redis time in ms); TTL: two windows
     jobops:rate:blocked_until            Redis time (ms) before which nobody calls LinkedIn
-                                         (a 429's Retry-After, or midnight UTC)
+                                         (the breaker's pause, or a probe's hold); TTL: the
+                                         pause plus a second
+    jobops:rate:breaker                  hash: why status calls are paused fleet-wide
+                                         (reason, level: its step, since, until, message,
+                                         probe/probe_until: the one call checking whether
+                                         LinkedIn answers again); deleted when it does;
+                                         TTL: a day past four maximum pauses
     jobops:quota:<UTC day number>        status calls made that UTC day (days since
                                          1970-01-01); TTL: two days
     jobops:clock:offset_ms               test clock: milliseconds added to Redis time, read
@@ -85,6 +91,7 @@ TOKEN = f"{PREFIX}token"
 TOKEN_LOCK = f"{PREFIX}token:lock"
 RATE_WINDOW = f"{PREFIX}rate:window"
 BLOCKED_UNTIL = f"{PREFIX}rate:blocked_until"
+BREAKER = f"{PREFIX}rate:breaker"
 QUOTA_PREFIX = f"{PREFIX}quota:"
 CLOCK_OFFSET = f"{PREFIX}clock:offset_ms"
 PENDING = f"{PREFIX}pending"

@@ -26,6 +26,9 @@ _HELP = {
     "jobops_urns_asked_total": ("counter", "Task URNs asked about, over all calls"),
     "jobops_outcomes_total": ("counter", "Outcomes delivered, by status and operation"),
     "jobops_token_refreshes_total": ("counter", "Access tokens fetched for the fleet"),
+    "jobops_pauses_total": ("counter", "Fleet-wide pauses of status calls started, by reason "
+                            "(throttled, retry_after, daily_limit, token_refused, "
+                            "request_refused)"),
     "jobops_permit_waits_total": ("counter", "Times a worker waited for a call permit"),
     "jobops_permit_wait_seconds_total": ("counter", "Time spent waiting for call permits"),
     "jobops_batches_sent_total": ("counter", "Batches sent to BATCH callbacks (re-sends of a "
@@ -62,6 +65,9 @@ class Metrics:
     def call(self, status: int | str, urns: int) -> None:
         self.add("jobops_linkedin_calls_total" + _labels(status=str(status)))
         self.add("jobops_urns_asked_total", urns)
+
+    def pause(self, reason: str) -> None:
+        self.add("jobops_pauses_total" + _labels(reason=reason))
 
     def outcome(self, status: str, operation: str, latency_seconds: float) -> None:
         self.add("jobops_outcomes_total" + _labels(status=status, operation=operation))

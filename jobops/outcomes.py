@@ -13,6 +13,7 @@ but failed payload validation".
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -39,6 +40,12 @@ class Status(StrEnum):
 LINKEDIN_TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.PROCESSED})
 OUTCOME_STATUSES = frozenset(Status) - {Status.IN_PROGRESS}
 
+
+def is_terminal(status: Any) -> bool:
+    """Whether LinkedIn's ``status`` field ends a task; False for anything not a known text
+    (an unhashable value included), which is asked about again."""
+    return isinstance(status, str) and status in LINKEDIN_TERMINAL
+
 # What a terminal status says about whether the job is live on LinkedIn (seed's table).
 # None: the status alone does not tell — a FAILED UPDATE leaves the job as the most recent
 # CREATE left it; a failed RENEW or CLOSE does not say whether the job was live before.
@@ -60,6 +67,17 @@ def utc_iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
 
 
+def _text(value: Any) -> str | None:
+    """LinkedIn's text fields as text: a value of another type is kept, as JSON, rather
+    than failing the run that received it."""
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def build_outcome(
     *,
     task_urn: str | None,
@@ -74,7 +92,7 @@ def build_outcome(
 ) -> dict[str, Any]:
     """The outcome for one URN; ``result`` is LinkedIn's entry for it, when there is one."""
     result = result or {}
-    message = result.get("errorMessage") if error_message is None else error_message
+    message = _text(result.get("errorMessage")) if error_message is None else error_message
     entries = parse_error_message(message) if errors is None else errors
     live = job_live(status, operation)
     if any(entry["code"] == "DUPLICATE_CREATE" for entry in entries):
@@ -84,9 +102,9 @@ def build_outcome(
         "task_urn": task_urn,
         "status": status.value,
         "operation": operation.value,
-        "external_job_posting_id": result.get("externalJobPostingId"),
-        "job_posting": result.get("jobPosting"),
-        "location": result.get("location"),
+        "external_job_posting_id": _text(result.get("externalJobPostingId")),
+        "job_posting": _text(result.get("jobPosting")),
+        "location": _text(result.get("location")),
         "error_message": message,
         "errors": entries,
         "job_live": live,

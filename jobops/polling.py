@@ -1,30 +1,50 @@
 """Asking LinkedIn about a set of URNs in as few calls as the 4 KB limit allows.
 
 ``poll`` sorts every URN asked about into exactly one bucket: decided (a terminal
-status), invalid (LinkedIn refused the key), pending (IN_PROGRESS, or no usable answer
-this time). A call that fails stops the round — hammering a failing API helps nobody —
-and leaves its URNs and the ones not yet asked pending, with the error kept for the
-retry decision.
+status), invalid (LinkedIn refused the key, and the request form is known good), pending
+(IN_PROGRESS, or no usable answer this time). A call that fails stops the round —
+hammering a failing API helps nobody — and leaves its URNs and the ones not yet asked
+pending, with the error kept for the retry decision.
+
+A 400 is final for a URN only with evidence on both sides: that LinkedIn accepts the
+request's form (another call of this run was answered, or a canary call about a
+well-formed unknown URN is), and that the URN is the problem (the batch-key message, or a
+URN refused alone while the rest of its call was answered). A 400 that the canary gets
+too is a configuration problem: the fleet pauses and every URN stays pending. Isolating
+refused URNs halves calls within a budget per run; what the budget leaves is asked again
+next round.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from jobops.client import StatusPage
 from jobops.coalesce import StatusShare
-from jobops.errors import BadBatchKey, LinkedInError, QueryTooLong
-from jobops.outcomes import LINKEDIN_TERMINAL, Status
-from jobops.urns import query_string, split_for_query
+from jobops.errors import BadBatchKey, LinkedInError, QueryTooLong, RequestRefused
+from jobops.outcomes import Status, is_terminal
+from jobops.urns import CANARY_URN, query_string, split_for_query
 
 log = logging.getLogger(__name__)
 
 
 class Fetcher(Protocol):
     def fetch(self, urns: list[str], now: float) -> StatusPage: ...
+
+    def request_refused(self, error: LinkedInError) -> float:
+        """Pause the fleet's calls for a refused request form; returns the pause."""
+        ...
+
+
+#: Extra calls one run may spend isolating refused URNs: enough to find one bad URN among
+#: the 54 of a full call (two calls per halving).
+ISOLATION_CALLS = 12
+#: Statuses in an answer's ``errors`` object that say the URN itself is malformed or
+#: unknown; any other (5xx, 429, anything new) leaves the URN pending.
+FINAL_ERROR_STATUSES = frozenset({400, 404})
 
 
 @dataclass
@@ -46,11 +66,24 @@ def _entry(urn: str, page: StatusPage, report: PollReport) -> dict[str, Any] | N
     if isinstance(found, dict):
         return found
     if found is None and urn in page.errors:
-        report.invalid[urn] = _error_text(page.errors[urn])
+        error = page.errors[urn]
+        if _error_status(error) in FINAL_ERROR_STATUSES:
+            report.invalid[urn] = _error_text(error)
+            return None
+        log.warning("status answer has error %.200s for %s; asking again later",
+                    _error_text(error), urn)
     else:
         log.warning("status answer has no usable entry for %s; asking again later", urn)
-        report.pending.append(urn)
+    report.pending.append(urn)
     return None
+
+
+def _error_status(error: Any) -> int | None:
+    status = error.get("status") if isinstance(error, dict) else None
+    try:
+        return int(status) if status is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _sort_page(asked: list[str], page: StatusPage, report: PollReport,
@@ -70,7 +103,7 @@ def _sort_page(asked: list[str], page: StatusPage, report: PollReport,
             # is what was asked for, so it wins.
             log.info("status entry for %s carries id %s; using the key", urn, result.get("id"))
         status = result.get("status")
-        if status in LINKEDIN_TERMINAL:
+        if is_terminal(status):
             report.decided[urn] = result
         elif status == Status.IN_PROGRESS:
             report.pending.append(urn)
@@ -93,7 +126,6 @@ def poll(fetcher: Fetcher, urns: list[str], max_query_bytes: int, now: float,
     answer is shared; those companions' terminal answers are in ``report.companions``
     only.
     """
-    report = PollReport()
     chunks = split_for_query(urns, max_query_bytes)
     companions: frozenset[str] = frozenset()
     if share is not None and chunks:
@@ -101,37 +133,123 @@ def poll(fetcher: Fetcher, urns: list[str], max_query_bytes: int, now: float,
         extra = share.companions(urns, spare, now)
         chunks[-1] = chunks[-1] + extra
         companions = frozenset(extra)
-    work: deque[list[str]] = deque(chunks)
-    while work:
-        chunk = work.popleft()
-        report.calls += 1
-        try:
-            page = fetcher.fetch(chunk, now)
-        except (BadBatchKey, QueryTooLong) as error:
-            if len(chunk) == 1:
-                if chunk[0] not in companions:
-                    report.invalid[chunk[0]] = str(error)
-                continue
-            # LinkedIn does not say which key it refused: halve until it is isolated, so
-            # one bad URN never holds back the good ones beside it.
-            middle = len(chunk) // 2
-            work.appendleft(chunk[middle:])
-            work.appendleft(chunk[:middle])
-            continue
-        except LinkedInError as error:
-            report.error = error
-            report.pending.extend(u for u in chunk if u not in companions)
-            for rest in work:
-                report.pending.extend(u for u in rest if u not in companions)
-            break
-        if share is not None:
-            share.share({u: r for u, r in page.results.items() if isinstance(r, dict)}, now)
+    return _Round(fetcher, now, share, companions).run(chunks)
+
+
+class _Round:
+    """One ``poll``: the calls, then the isolation of URNs LinkedIn refused with a 400."""
+
+    def __init__(self, fetcher: Fetcher, now: float, share: StatusShare | None,
+                 companions: frozenset[str]) -> None:
+        self.fetcher, self.now, self.share, self.companions = fetcher, now, share, companions
+        self.report = PollReport()
+        self.answered = False  # some call of this run was answered: the form is fine
+
+    def run(self, chunks: list[list[str]]) -> PollReport:
+        refused: list[tuple[list[str], LinkedInError]] = []
+        work: deque[list[str]] = deque(chunks)
+        while work:
+            chunk = work.popleft()
+            try:
+                self._call(chunk)
+            except (BadBatchKey, RequestRefused, QueryTooLong) as error:
+                refused.append((chunk, error))
+            except LinkedInError as error:
+                self._stop(error, [chunk, *work, *(c for c, _ in refused)])
+                return self.report
+        if refused:
+            self._isolate(refused)
+        return self.report
+
+    def _call(self, chunk: list[str]) -> None:
+        self.report.calls += 1
+        page = self.fetcher.fetch(chunk, self.now)
+        self.answered = True
+        companions = self.companions
+        if self.share is not None:
+            self.share.share({u: r for u, r in page.results.items() if isinstance(r, dict)},
+                             self.now)
             # A companion LinkedIn gave no usable answer for is its owner's to ask again;
             # left in the due set it would be taken and asked over and over.
-            share.settle(u for u in chunk if u in companions
-                         and not isinstance(page.results.get(u), dict))
-        _sort_page([u for u in chunk if u not in companions], page, report, companions)
-        report.companions.update(
+            self.share.settle(u for u in chunk if u in companions
+                              and not isinstance(page.results.get(u), dict))
+        _sort_page([u for u in chunk if u not in companions], page, self.report, companions)
+        self.report.companions.update(
             (u, r) for u, r in page.results.items() if u in companions
-            and isinstance(r, dict) and r.get("status") in LINKEDIN_TERMINAL)
-    return report
+            and isinstance(r, dict) and is_terminal(r.get("status")))
+
+    def _stop(self, error: LinkedInError, chunks: list[list[str]]) -> None:
+        self.report.error = error
+        for chunk in chunks:
+            self.report.pending.extend(u for u in chunk if u not in self.companions)
+
+    def _form_is_fine(self, refusal: LinkedInError) -> bool:
+        """Whether LinkedIn accepts this request form; False after pausing the fleet."""
+        if self.answered:
+            return True
+        try:
+            self.report.calls += 1
+            self.fetcher.fetch([CANARY_URN], self.now)
+        except (BadBatchKey, RequestRefused, QueryTooLong) as error:
+            wait = self.fetcher.request_refused(error)
+            log.error("LinkedIn refuses status calls about a well-formed task URN too (%s); "
+                      "no URN is judged, calls pause for %.0f s", error, wait)
+            error.retry_after_seconds = wait
+            self.report.error = error
+            return False
+        except LinkedInError as error:
+            self.report.error = error
+            return False
+        self.answered = True
+        return True
+
+    def _isolate(self, refused: list[tuple[list[str], LinkedInError]]) -> None:
+        if not self._form_is_fine(refused[0][1]):
+            self._stop(self.report.error or refused[0][1], [c for c, _ in refused])
+            return
+        budget = ISOLATION_CALLS
+        # (URNs, LinkedIn's refusal, index of the refused call they came from)
+        work = deque((chunk, error, origin) for origin, (chunk, error) in enumerate(refused))
+        alone: list[tuple[str, LinkedInError, int]] = []
+        unresolved: set[int] = set()
+        while work:
+            part, why, origin = work.popleft()
+            if len(part) == 1:
+                alone.append((part[0], why, origin))
+                continue
+            if budget < 2:
+                unresolved.add(origin)
+                self.report.error = self.report.error or why
+                self.report.pending.extend(u for u in part if u not in self.companions)
+                continue
+            middle = len(part) // 2
+            halves = [part[:middle], part[middle:]]
+            for index, half in enumerate(halves):
+                budget -= 1
+                try:
+                    self._call(half)
+                except (BadBatchKey, RequestRefused, QueryTooLong) as again:
+                    work.append((half, again, origin))
+                except LinkedInError as failure:
+                    self._stop(failure, [*halves[index:], *(p for p, _, _ in work),
+                                         *([u] for u, _, _ in alone)])
+                    return
+        singles = Counter(origin for _, _, origin in alone)
+        for urn, why, origin in alone:
+            # Refused alone while every other URN of its call was answered.
+            isolated = (singles[origin] == 1 and origin not in unresolved
+                        and len(refused[origin][0]) > 1)
+            self._judge(urn, why, isolated)
+
+    def _judge(self, urn: str, error: LinkedInError, isolated: bool) -> None:
+        """A URN refused alone: INVALID when LinkedIn blames the key, or when it was the
+        only one of its call refused; pending otherwise."""
+        if urn in self.companions:
+            return
+        if isinstance(error, BadBatchKey) or (isinstance(error, RequestRefused) and isolated):
+            self.report.invalid[urn] = str(error)
+            return
+        log.warning("LinkedIn refused a call about %s alone (%s); asking again later",
+                    urn, error)
+        self.report.error = self.report.error or error
+        self.report.pending.append(urn)

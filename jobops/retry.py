@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from jobops.errors import LinkedInError, TransientError
+from jobops.errors import LinkedInError
 
 Jitter = Callable[[], float]
 
@@ -17,16 +17,39 @@ def backoff_seconds(round_number: int, base_seconds: float, cap_seconds: float,
     return step / 2 + step / 2 * jitter()
 
 
+#: A wait the fleet shares (Retry-After, a pause, midnight UTC, a full second of permits)
+#: is stretched by up to this share of itself, at least ``MIN_SPREAD_SECONDS``, so the
+#: verifications that got it do not all wake in the same instant.
+SPREAD_SHARE = 0.2
+MIN_SPREAD_SECONDS = 1.0
+
+
+def spread_seconds(shared_wait_seconds: float, cap_seconds: float,
+                   jitter: Jitter = random.random) -> float:
+    """A shared wait plus this verification's own share of a spread, within the cap.
+
+    At the cap the spread comes off instead: waking a little early costs one look at the
+    pause, waking past the cap would break the countdown's bound.
+    """
+    wait = max(shared_wait_seconds, 0.0)
+    spread = max(MIN_SPREAD_SECONDS, wait * SPREAD_SHARE)
+    if wait + spread <= cap_seconds:
+        return wait + spread * jitter()
+    spread = min(spread, cap_seconds)
+    return cap_seconds - spread * jitter()
+
+
 def wait_after_error(error: LinkedInError, round_number: int, base_seconds: float,
                      cap_seconds: float, jitter: Jitter = random.random) -> float:
-    """How long to wait after a failed call; the server's Retry-After wins when given."""
-    if isinstance(error, TransientError) and error.retry_after_seconds is not None:
-        return min(max(error.retry_after_seconds, 0.0), cap_seconds)
+    """How long to wait after a failed call; a wait the fleet shares wins when known."""
+    if error.retry_after_seconds is not None:
+        return spread_seconds(error.retry_after_seconds, cap_seconds, jitter)
     return backoff_seconds(round_number, base_seconds, cap_seconds, jitter)
 
 
 def next_check_seconds(wait_seconds: float, now: float, deadline: float) -> float | None:
-    """The countdown to the next check, or None when the deadline leaves no time for one."""
+    """The countdown to the next check, or None once the deadline has passed: a check
+    planned for the deadline itself is the last one."""
     remaining = deadline - now
     if remaining <= 0:
         return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -24,6 +25,8 @@ from jobops.errors import TokenError
 
 log = logging.getLogger(__name__)
 
+#: How often a process waiting for another's token refresh looks again (plus jitter).
+TOKEN_WAIT_SECONDS = 0.05
 # LinkedIn documents 1800 s; used only when the answer leaves expires_in out.
 DEFAULT_EXPIRES_IN_SECONDS = 1800.0
 
@@ -187,7 +190,8 @@ class SharedTokenCache:
                     resolution="check LINKEDIN_TOKEN_URL; JOBOPS_TOKEN_LOCK_SECONDS bounds "
                     "the wait",
                 )
-            self._sleep(0.05)
+            # Jittered, so the processes waiting on one refresh do not read in lockstep.
+            self._sleep(TOKEN_WAIT_SECONDS * (1 + random.random()))
 
     def _refresh(self) -> str:
         token, expires_in = self._fetch()

@@ -16,6 +16,9 @@ TASK_URN_PREFIX = "urn:li:simpleJobPostingTask:"
 # accept any id of letters, digits and dashes rather than a strict UUID.
 _TASK_URN = re.compile(r"urn:li:simpleJobPostingTask:[0-9A-Za-z][0-9A-Za-z_-]{0,99}")
 MAX_TASK_URN_CHARS = len(TASK_URN_PREFIX) + 100
+#: A well-formed task URN no operation returns: a call about it alone shows whether
+#: LinkedIn accepts the request's form, whatever it says about the URN.
+CANARY_URN = TASK_URN_PREFIX + "00000000-0000-0000-0000-000000000000"
 
 
 def is_task_urn(value: object) -> bool:

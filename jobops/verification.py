@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobops.catalogue import expired_entry, invalid_urn_entry
+from jobops.catalogue import expired_entry, gone_entry, invalid_urn_entry, unchecked_entry
 from jobops.coalesce import StatusShare
 from jobops.errors import LinkedInError
-from jobops.outcomes import LINKEDIN_TERMINAL, Status, build_outcome
+from jobops.outcomes import Status, build_outcome, is_terminal
 from jobops.polling import Fetcher, PollReport, poll
 from jobops.request import VerificationRequest
 from jobops.retry import Jitter, backoff_seconds, next_check_seconds, wait_after_error
@@ -64,7 +64,7 @@ def _ask(fetcher: Fetcher, urns: list[str], settings: Settings, now: float,
                   now, share)
     # Statuses another run learned: terminal ones decide, fresh IN_PROGRESS ones wait.
     for urn, entry in known.items():
-        if entry.get("status") in LINKEDIN_TERMINAL:
+        if is_terminal(entry.get("status")):
             report.decided[urn] = entry
         else:
             report.pending.append(urn)
@@ -120,22 +120,44 @@ def run_once(
             outcome(urn, Status.INVALID, errors=[invalid_urn_entry(describe_invalid(urn))])
 
     deadline = request.requested_at + settings.task_lifespan_seconds
-    if askable and now < deadline:
+    if askable:
+        # Asked even at (or past) the deadline: a task that ended in the last poll
+        # interval is reported as it ended, not EXPIRED.
         report = _ask(fetcher, askable, settings, now, share, prefetched, answers)
         result.calls, result.error, result.jobs = report.calls, report.error, report.jobs
         result.companions = report.companions
         for urn, entry in report.decided.items():
             outcome(urn, Status(entry["status"]), result=entry)
         for urn, reason in report.invalid.items():
-            outcome(urn, Status.INVALID, error_message=reason, errors=[invalid_urn_entry(reason)])
+            outcome(urn, **_refused_outcome(reason, now >= deadline, settings))
         askable = report.pending
         if askable:
             wait = _wait_seconds(report.error, request.poll_round, settings, jitter)
-            result.next_check_seconds = next_check_seconds(wait, now, deadline)
-
+            result.next_check_seconds = next_check_seconds(
+                wait, now, _last_check_by(deadline, report.error, settings))
     if askable and result.next_check_seconds is None:
+        why = expired_entry(settings.task_lifespan_days) if result.error is None \
+            else unchecked_entry(settings.task_lifespan_days, str(result.error))
         for urn in askable:
-            outcome(urn, Status.EXPIRED, errors=[expired_entry(settings.task_lifespan_days)])
+            outcome(urn, Status.EXPIRED, errors=[why])
     else:
         result.pending = askable
     return result
+
+
+def _refused_outcome(reason: str, past_deadline: bool, settings: Settings) -> dict[str, Any]:
+    """Outcome fields for a URN LinkedIn says it does not know."""
+    if past_deadline:
+        # Known until now, unknown once its id ran out: the id expired.
+        return {"status": Status.EXPIRED,
+                "errors": [gone_entry(settings.task_lifespan_days, reason)]}
+    return {"status": Status.INVALID, "error_message": reason,
+            "errors": [invalid_urn_entry(reason)]}
+
+
+def _last_check_by(deadline: float, error: LinkedInError | None, settings: Settings) -> float:
+    """Until when another check may be planned: the deadline, where that check is the last
+    one; a little past it while the check at the deadline keeps failing."""
+    if error is None:
+        return deadline
+    return deadline + settings.max_poll_interval_seconds

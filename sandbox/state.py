@@ -113,6 +113,7 @@ class SandboxState:
         self._jobs: dict[str, _Job] = {}
         self._tasks: dict[str, SandboxTask] = {}
         self._script: deque[Response] = deque()
+        self._storm: tuple[float, Response] | None = None
         self._token_script: deque[tuple[int, float]] = deque()
         self._held_jobs: set[str] = set()
         self.calls: list[CallRecord] = []
@@ -129,6 +130,18 @@ class SandboxState:
         with self._lock:
             for _ in range(times):
                 self._script.append((status, body or {"status": status}, headers or {}))
+
+    def storm(self, seconds: float, status: int, body: dict[str, Any] | None = None,
+              headers: dict[str, str] | None = None) -> None:
+        """For the next ``seconds``, every status call answers this, whatever its token —
+        as LinkedIn does while it refuses an application or throttles it."""
+        with self._lock:
+            self._storm = (self.clock() + seconds,
+                           (status, body or {"status": status}, headers or {}))
+
+    def storming(self) -> bool:
+        with self._lock:
+            return self._storm is not None and self.clock() < self._storm[0]
 
     def script_token(self, status: int = 200, delay_seconds: float = 0.0, times: int = 1
                      ) -> None:
@@ -244,7 +257,16 @@ class SandboxState:
             self._log("/v2/simpleJobPostingTasks", answer[0], raw_query)
             return answer
 
+    def _stormed(self) -> Response | None:
+        if self._storm is not None and self.clock() < self._storm[0]:
+            return self._storm[1]
+        self._storm = None
+        return None
+
     def _task_status(self, raw_query: str, authorization: str | None) -> Response:
+        stormed = self._stormed()
+        if stormed:
+            return stormed
         problem = self._auth_problem(authorization)
         if problem:
             return problem

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     daily_call_limit: int = Field(300_000, alias="JOBOPS_DAILY_CALL_LIMIT", ge=1)
     quota_reserve: int = Field(1_000, alias="JOBOPS_QUOTA_RESERVE", ge=0)
     permit_max_wait_seconds: float = Field(2.0, alias="JOBOPS_PERMIT_MAX_WAIT_SECONDS", ge=0)
+    # A fleet-wide pause (429, refused token, refused request) starts at about this step
+    # and doubles up to the cap; one call checks at the end of each step.
+    pause_first_seconds: float = Field(2.0, alias="JOBOPS_PAUSE_FIRST_SECONDS", gt=0)
+    pause_max_seconds: float = Field(900.0, alias="JOBOPS_PAUSE_MAX_SECONDS", gt=0)
     allow_clock_override: bool = Field(False, alias="JOBOPS_ALLOW_CLOCK_OVERRIDE")
     sweep_interval_seconds: float = Field(60.0, alias="JOBOPS_SWEEP_INTERVAL_SECONDS", gt=0)
     coalesce_polling: bool = Field(True, alias="JOBOPS_COALESCE_POLLING")

@@ -30,6 +30,9 @@ TEST_ENV = {
     "JOBOPS_ALLOW_CLOCK_OVERRIDE": "1",
     "JOBOPS_RUN_LEASE_SECONDS": "4",
     "JOBOPS_SWEEP_INTERVAL_SECONDS": "2",
+    # Fleet-wide pauses as in production, only shorter: 0.5-1 s, doubling up to 4 s.
+    "JOBOPS_PAUSE_FIRST_SECONDS": "1",
+    "JOBOPS_PAUSE_MAX_SECONDS": "4",
     # Every run writes its metrics at once, so a scrape right after the work sees them.
     "JOBOPS_METRICS_FLUSH_SECONDS": "0",
 }

@@ -56,6 +56,11 @@ def build_limiter(settings: Settings, store: redis.Redis,
         max_wait_seconds=settings.permit_max_wait_seconds,
         allow_clock_override=settings.allow_clock_override,
         on_wait=waited,
+        first_pause_seconds=settings.pause_first_seconds,
+        max_pause_seconds=settings.pause_max_seconds,
+        # Long enough for the probe's token request and its call, each within the timeout.
+        probe_hold_seconds=settings.http_timeout_seconds * 2 + 1,
+        on_trip=metrics.pause if metrics is not None else lambda reason: None,
     )
 
 

@@ -124,18 +124,6 @@ def test_retry_after_pauses_every_process(sandbox: SandboxState, recorder: Recor
     assert any(c.at >= throttled.at + 2 for c in calls)
 
 
-def test_daily_limit_429_pauses_until_midnight_utc(
-        store: redis.Redis, clock: Callable[[datetime], None]) -> None:
-    clock(datetime(2031, 6, 1, 23, 59, 0, tzinfo=UTC))
-    limiter = build_limiter(load_settings(JOBOPS_ALLOW_CLOCK_OVERRIDE="1"), store)
-    try:
-        paused = limiter.pause(None)
-        assert 59 <= paused <= 60
-        assert 59 <= limiter.snapshot().paused_for_seconds <= 60
-    finally:
-        store.delete(keys.BLOCKED_UNTIL)
-
-
 def test_killed_refresher_blocks_others_no_longer_than_the_lock_timeout(
         sandbox: SandboxState, recorder: Recorder, store: redis.Redis) -> None:
     lock_timeout_seconds = float(os.environ["JOBOPS_TOKEN_LOCK_SECONDS"])

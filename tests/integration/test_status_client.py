@@ -59,11 +59,17 @@ def test_wrong_secret_names_the_settings_and_hides_the_secret(sandbox: SandboxSt
                                                               store: redis.Redis) -> None:
     store.delete("jobops:token")
     client, _ = make_client(store, secret="not-the-secret-123")
-    with pytest.raises(TokenError) as caught:
-        client.fetch(task_urns(post([job()], "CREATE")), time.time())
+    try:
+        with pytest.raises(TokenError) as caught:
+            client.fetch(task_urns(post([job()], "CREATE")), time.time())
+        # Refused credentials pause the fleet: asking again each round would not help.
+        assert store.hget(keys.BREAKER, "reason") == b"token_refused"
+    finally:
+        store.delete(keys.BLOCKED_UNTIL, keys.BREAKER)
     message = str(caught.value)
     assert "LINKEDIN_CLIENT_SECRET" in message and "HTTP 401" in message
     assert "not-the-secret-123" not in message
+    assert caught.value.retry_after_seconds is not None
 
 
 def test_error_answers_are_classified(sandbox: SandboxState, store: redis.Redis) -> None:
@@ -78,7 +84,7 @@ def test_error_answers_are_classified(sandbox: SandboxState, store: redis.Redis)
     assert caught.value.retry_after_seconds == 7
     with pytest.raises(Paused):  # the whole fleet pauses, this client included
         client.fetch(urns, time.time())
-    store.delete(keys.BLOCKED_UNTIL)
+    store.delete(keys.BLOCKED_UNTIL, keys.BREAKER)
     sandbox.script(503)
     with pytest.raises(TransientError):
         client.fetch(urns, time.time())
@@ -99,7 +105,7 @@ def test_every_fault_is_a_transient_error(sandbox: SandboxState, store: redis.Re
             client.fetch(urns, time.time())
     finally:
         sandbox.config.fault_rates = {}
-        store.delete(keys.BLOCKED_UNTIL)
+        store.delete(keys.BLOCKED_UNTIL, keys.BREAKER)
     assert set(client.fetch(urns, time.time()).results) == set(urns)
 
 

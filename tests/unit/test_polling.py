@@ -27,6 +27,9 @@ class Scripted:
         self.asked.append(sorted(urns))
         return self.answer(urns)
 
+    def request_refused(self, error: Exception) -> float:
+        raise AssertionError(f"the fleet was paused: {error}")
+
 
 def entry(urn: str, status: str, **extra: str) -> dict[str, str]:
     return {"id": urn, "status": status, **extra}
@@ -85,7 +88,7 @@ def test_run_once_builds_outcomes_and_plans_the_next_check() -> None:
     def answer(urns: list[str]) -> StatusPage:
         return StatusPage(results={A: entry(A, "FAILED", errorMessage="Invalid Field: /title;"),
                                    B: entry(B, "IN_PROGRESS")},
-                          errors={C: {"message": "not found"}})
+                          errors={C: {"status": 404, "message": "not found"}})
 
     result = run_once(request([A, B, C, "junk"], poll_round=3), Scripted(answer), SETTINGS,
                       now=1000.0, jitter=lambda: 1.0)
@@ -98,20 +101,73 @@ def test_run_once_builds_outcomes_and_plans_the_next_check() -> None:
     assert result.next_check_seconds == 80.0  # 10 * 2**3, full jitter
 
 
-def test_run_once_caps_the_wait_at_the_deadline_then_expires() -> None:
+def test_run_once_caps_the_wait_at_the_deadline_then_asks_once_more() -> None:
     fetcher = Scripted(lambda urns: StatusPage(results={A: entry(A, "IN_PROGRESS")}))
     lifespan = SETTINGS.task_lifespan_seconds
     near_end = run_once(request([A]), fetcher, SETTINGS, now=lifespan - 5, jitter=lambda: 1.0)
     assert near_end.pending == [A] and near_end.next_check_seconds == 5
     after = run_once(request([A]), fetcher, SETTINGS, now=lifespan, jitter=lambda: 1.0)
     assert after.pending == [] and [o["status"] for o in after.outcomes] == ["EXPIRED"]
-    assert len(fetcher.asked) == 1  # nothing is asked once the task ids are dead
+    assert after.outcomes[0]["errors"][0]["code"] == "STILL_IN_PROGRESS_AT_EXPIRY"
+    assert len(fetcher.asked) == 2  # the check at the deadline asked LinkedIn
 
 
-def test_retry_after_is_honoured() -> None:
+def test_a_task_that_ended_in_the_last_interval_is_not_expired() -> None:
+    fetcher = Scripted(lambda urns: StatusPage(results={A: entry(A, "SUCCEEDED")}))
+    at_deadline = run_once(request([A]), fetcher, SETTINGS,
+                           now=SETTINGS.task_lifespan_seconds + 0.5, jitter=lambda: 1.0)
+    assert [o["status"] for o in at_deadline.outcomes] == ["SUCCEEDED"]
+
+
+def test_a_failing_check_at_the_deadline_retries_briefly_then_expires_saying_why() -> None:
+    def answer(urns: list[str]) -> StatusPage:
+        raise TransientError("Internal Server Error", http_status=503)
+
+    lifespan = SETTINGS.task_lifespan_seconds
+    first = run_once(request([A]), Scripted(answer), SETTINGS, now=lifespan, jitter=lambda: 1.0)
+    assert first.pending == [A] and first.outcomes == []
+    assert first.next_check_seconds is not None
+    assert first.next_check_seconds <= SETTINGS.max_poll_interval_seconds
+    last = run_once(request([A]), Scripted(answer), SETTINGS,
+                    now=lifespan + SETTINGS.max_poll_interval_seconds, jitter=lambda: 1.0)
+    [expired] = last.outcomes
+    assert expired["status"] == "EXPIRED" and last.pending == []
+    assert expired["errors"][0]["code"] == "NOT_CHECKED_AT_EXPIRY"
+    assert "HTTP 503" in expired["errors"][0]["message"]
+
+
+def test_a_task_linkedin_forgot_at_the_deadline_is_expired_not_invalid() -> None:
+    fetcher = Scripted(lambda urns: StatusPage(errors={A: {"status": 404,
+                                                           "message": "not found"}}))
+    result = run_once(request([A]), fetcher, SETTINGS, now=SETTINGS.task_lifespan_seconds)
+    assert [o["status"] for o in result.outcomes] == ["EXPIRED"]
+
+
+def test_fields_of_an_unexpected_type_do_not_break_a_run() -> None:
+    def answer(urns: list[str]) -> StatusPage:
+        return StatusPage(results={
+            A: {"id": A, "status": "FAILED", "errorMessage": {"code": 7, "text": "odd"},
+                "externalJobPostingId": 17, "location": ["Dublin"]},
+            B: {"id": B, "status": ["SUCCEEDED"]},
+            C: {"id": C, "status": "SUCCEEDED", "jobPosting": 5},
+        })
+
+    result = run_once(request([A, B, C]), Scripted(answer), SETTINGS, now=1000.0)
+    by_urn = {o["task_urn"]: o for o in result.outcomes}
+    assert by_urn[A]["status"] == "FAILED" and "odd" in by_urn[A]["error_message"]
+    assert by_urn[A]["errors"][0]["code"] == "UNKNOWN"
+    assert by_urn[A]["external_job_posting_id"] == "17"
+    assert by_urn[C]["job_posting"] == "5"
+    assert result.pending == [B]  # a status that is not a known text is asked again
+
+
+def test_retry_after_is_honoured_and_spread() -> None:
     def answer(urns: list[str]) -> StatusPage:
         raise TransientError("throttled", http_status=429, retry_after_seconds=42)
 
-    result = run_once(request([A]), Scripted(answer), SETTINGS, now=0.0, jitter=lambda: 0.0)
-    assert result.next_check_seconds == 42 and result.pending == [A]
-    assert result.outcomes == []
+    earliest = run_once(request([A]), Scripted(answer), SETTINGS, now=0.0, jitter=lambda: 0.0)
+    assert earliest.next_check_seconds == 42 and earliest.pending == [A]
+    assert earliest.outcomes == []
+    latest = run_once(request([A]), Scripted(answer), SETTINGS, now=0.0, jitter=lambda: 1.0)
+    # Thousands of verifications told 42 s wake over the next few seconds, not at once.
+    assert latest.next_check_seconds is not None and latest.next_check_seconds > 42 + 5
