@@ -213,7 +213,8 @@ def _metrics(args: argparse.Namespace) -> int:
             if self.path.split("?")[0] != "/metrics":
                 self.send_error(404)
                 return
-            body = render(rt.redis, gauges(rt.limiter.snapshot(), *rt.pending.count()))
+            body = render(rt.redis, gauges(rt.limiter.snapshot(), *rt.pending.count(),
+                                           rt.stuck.count()))
             payload = body.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -253,9 +254,34 @@ def _limits(args: argparse.Namespace) -> int:
     print(f"quota   {limits['used_today']:,} of {limits['daily_limit']:,} calls used today "
           f"(reserve {limits['reserve']:,}), {limits['left_today']:,} left; "
           f"Redis time {limits['redis_time_utc']}")
-    pause = limits["paused_for_seconds"]
-    print(f"pause   {f'{pause:.1f} s left (LinkedIn asked to slow down)' if pause else 'none'}")
+    _print_pause(limits)
     return 0
+
+
+def _print_pause(limits: dict[str, Any]) -> None:
+    pause = limits["pause"]
+    if pause is None:
+        print("pause   none")
+        return
+    left = limits["paused_for_seconds"]
+    state = "one call is checking now" if pause["probing"] else f"{left:.1f} s left"
+    print(f"pause   {pause['reason']}, step {pause['step']} since {pause['since_utc']}: "
+          f"{state}\n        last error: {pause['last_error']}\n        {pause['hint']}")
+
+
+def _stuck(args: argparse.Namespace) -> int:
+    from workers.runtime import runtime
+
+    listed = runtime().stuck.listed()
+    if args.json:
+        print(json.dumps({"stuck": listed}))
+    elif not listed:
+        print("no verification is failing")
+    for entry in [] if args.json else listed:
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry["first_failed_at"]))
+        print(f"{entry['verification_id']}  {entry['operation']} · {entry['urns']} URNs · "
+              f"{entry['failures']} failed runs since {since}\n    {entry['last_error']}")
+    return 1 if listed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     limits = commands.add_parser("limits", help="the shared token, rate limit and daily quota")
     limits.add_argument("--json", action="store_true", help="print JSON for scripts")
     limits.set_defaults(run=_limits)
+
+    stuck = commands.add_parser("stuck", help="verifications whose runs keep failing, with "
+                                "their last error")
+    stuck.add_argument("--json", action="store_true", help="print JSON for scripts")
+    stuck.set_defaults(run=_stuck)
     return parser
 
 

@@ -25,6 +25,10 @@
                                          when their next round is overdue (epoch s)
     jobops:pending:<verification id>     JSON kwargs of that next round; TTL: the lifespan
     jobops:pending:urns                  hash: verification id -> its pending URN count
+    jobops:stuck                         hash: verification id -> JSON of its failing runs
+                                         (failures in a row, first and last time, last
+                                         error), removed when a round of it runs through or
+                                         it ends; TTL: the lifespan, renewed by each failure
     jobops:sweep:lock                    one sweeper at a time; TTL: the sweep interval
     jobops:metrics:v2                    hash: Prometheus series -> value, summed over
                                          every process (see jobops.metrics); no TTL
@@ -96,6 +100,7 @@ QUOTA_PREFIX = f"{PREFIX}quota:"
 CLOCK_OFFSET = f"{PREFIX}clock:offset_ms"
 PENDING = f"{PREFIX}pending"
 SWEEP_LOCK = f"{PREFIX}sweep:lock"
+STUCK = f"{PREFIX}stuck"
 PENDING_URNS = f"{PREFIX}pending:urns"
 # v2: latency buckets stored per bucket, cumulated when rendered.
 METRICS = f"{PREFIX}metrics:v2"

@@ -29,6 +29,8 @@ _HELP = {
     "jobops_pauses_total": ("counter", "Fleet-wide pauses of status calls started, by reason "
                             "(throttled, retry_after, daily_limit, token_refused, "
                             "request_refused)"),
+    "jobops_verification_errors_total": ("counter", "Verification runs that failed "
+                                         "unexpectedly (retried; see jobops stuck)"),
     "jobops_permit_waits_total": ("counter", "Times a worker waited for a call permit"),
     "jobops_permit_wait_seconds_total": ("counter", "Time spent waiting for call permits"),
     "jobops_batches_sent_total": ("counter", "Batches sent to BATCH callbacks (re-sends of a "
@@ -123,9 +125,11 @@ def _cumulate_buckets(stored: dict[str, float], name: str) -> None:
         stored[series] = total
 
 
-def gauges(snapshot: Any, pending_verifications: int, pending_urns: int) -> dict[str, float]:
+def gauges(snapshot: Any, pending_verifications: int, pending_urns: int,
+           stuck_verifications: int = 0) -> dict[str, float]:
     return {
         "jobops_pending_verifications": pending_verifications,
+        "jobops_stuck_verifications": stuck_verifications,
         "jobops_pending_urns": pending_urns,
         "jobops_quota_used_today": snapshot.used_today,
         "jobops_quota_left_today": snapshot.left_today,

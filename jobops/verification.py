@@ -161,3 +161,27 @@ def _last_check_by(deadline: float, error: LinkedInError | None, settings: Setti
     if error is None:
         return deadline
     return deadline + settings.max_poll_interval_seconds
+
+
+def past_last_check(request: VerificationRequest, settings: Settings, now: float) -> bool:
+    """Whether no further check of ``request`` may be planned, even after a failure."""
+    deadline = request.requested_at + settings.task_lifespan_seconds
+    return now >= deadline + settings.max_poll_interval_seconds
+
+
+def expire_unchecked(request: VerificationRequest, settings: Settings, now: float,
+                     reason: str) -> RunResult:
+    """The end of a verification whose runs kept failing until past its deadline: every
+    URN gets an outcome saying it could not be checked, and why."""
+    result = RunResult()
+    why = unchecked_entry(settings.task_lifespan_days, reason)
+    for urn in request.task_urns:
+        if is_task_urn(urn):
+            status, errors = Status.EXPIRED, [why]
+        else:
+            status, errors = Status.INVALID, [invalid_urn_entry(describe_invalid(urn))]
+        result.outcomes.append(build_outcome(
+            task_urn=urn, status=status, operation=request.operation,
+            context=dict(request.context), requested_at=request.requested_at,
+            decided_at=now, errors=errors))
+    return result

@@ -31,8 +31,9 @@ from jobops.request import (
     parse_request,
 )
 from jobops.retry import backoff_seconds
+from jobops.stuck import error_text
 from jobops.urns import is_task_urn
-from jobops.verification import RunResult, run_once
+from jobops.verification import RunResult, expire_unchecked, past_last_check, run_once
 from tasks.callbacks import deliver, outcome_callback
 from workers import app
 from workers.runtime import Runtime, current, runtime
@@ -104,11 +105,37 @@ def verify_job_operation(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any
     except Exception as error:
         # A failed task is acknowledged and gone: Redis or the broker failing mid-run, or a
         # bug, retries instead (outcomes already delivered are skipped by their record),
-        # visible in Flower with its exception.
+        # visible in Flower with its exception — until the task lifespan's deadline.
         log.exception("verification %s failed; retrying", self.request.id)
+        ended = _failed(self, kwargs, error)
+        if ended is not None:
+            return ended
         _retry(self, kwargs, backoff_seconds(self.request.retries, 5, 300), error)
     finally:
         _flush_metrics()
+
+
+def _failed(task: Task, kwargs: dict[str, Any], error: Exception) -> dict[str, Any] | None:
+    """Count a failed run for ``jobops stuck``; past the lifespan's deadline, end the
+    verification with an outcome per URN saying why (None: retry)."""
+    rt = runtime()
+    now = time.time()
+    rt.metrics.add("jobops_verification_errors_total")
+    try:
+        rt.stuck.failed(task.request.id, kwargs, error, now)
+    except RedisError:
+        log.warning("verification %s: its failure could not be recorded", task.request.id)
+    try:
+        request = parse_request(kwargs, now=now, strict=False)
+    except InvalidRequest:
+        return None
+    if not past_last_check(request, rt.settings, now):
+        return None
+    log.error("verification %s failed at the end of its task lifespan; its %d URNs are "
+              "EXPIRED, not checked: %s", task.request.id, len(request.task_urns),
+              error_text(error))
+    result = expire_unchecked(request, rt.settings, now, error_text(error))
+    return _end_round(task, rt, request, result, now, {}, [])
 
 
 def _flush_metrics(force: bool = False) -> None:
@@ -324,6 +351,7 @@ def _finish_round(task: Task, rt: Runtime, request: VerificationRequest, result:
     """Log the round; retry if URNs are pending (after executing ``pipe``), else queue
     the round's end into ``pipe``."""
     summary = result.summary(request.operation.value, request.tally)
+    rt.stuck.cleared(task.request.id, pipe)
     if others:
         rt.metrics.add("jobops_settled_for_others_total", len(others))
         summary["settled_for_others"] = {

@@ -21,6 +21,7 @@ from jobops.limits import Limiter
 from jobops.metrics import Metrics
 from jobops.records import Records
 from jobops.registry import PendingRegistry
+from jobops.stuck import StuckVerifications
 from jobops.tokens import SharedTokenCache, request_token
 from settings import Settings, get_settings
 
@@ -39,6 +40,7 @@ class Runtime:
     metrics: Metrics
     share: StatusShare | None
     batches: Batches
+    stuck: StuckVerifications
 
 
 def build_limiter(settings: Settings, store: redis.Redis,
@@ -94,6 +96,7 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(settings=settings, session=session, redis=store, tokens=tokens,
                    limiter=limiter, client=client, records=records, leases=leases,
                    pending=pending, metrics=metrics, batches=batches,
+                   stuck=StuckVerifications(store, int(settings.task_lifespan_seconds)),
                    # An IN_PROGRESS answer older than one poll interval tells a
                    # verification nothing its own next check would not.
                    share=StatusShare(store, min(settings.status_fresh_seconds,
