@@ -47,7 +47,7 @@ def _status(args: argparse.Namespace) -> int:
     from workers.runtime import runtime
 
     rt = runtime()
-    report = poll(rt.client, list(args.urns), rt.settings.max_query_bytes, time.time())
+    report = poll(rt.client, list(args.urns), rt.settings.max_query_bytes, rt.clock.now())
     rows = [{"task_urn": urn, **entry} for urn, entry in report.decided.items()]
     rows += [{"task_urn": urn, "status": "INVALID", "errorMessage": why}
              for urn, why in report.invalid.items()]

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     pause_first_seconds: float = Field(2.0, alias="JOBOPS_PAUSE_FIRST_SECONDS", gt=0)
     pause_max_seconds: float = Field(900.0, alias="JOBOPS_PAUSE_MAX_SECONDS", gt=0)
     allow_clock_override: bool = Field(False, alias="JOBOPS_ALLOW_CLOCK_OVERRIDE")
+    # Tests only, with JOBOPS_ALLOW_CLOCK_OVERRIDE: this process's host clock reads this
+    # far off, as a badly synchronised host's would.
+    test_host_clock_skew_seconds: float = Field(0.0, alias="JOBOPS_TEST_HOST_CLOCK_SKEW_SECONDS")
     sweep_interval_seconds: float = Field(60.0, alias="JOBOPS_SWEEP_INTERVAL_SECONDS", gt=0)
     coalesce_polling: bool = Field(True, alias="JOBOPS_COALESCE_POLLING")
     status_fresh_seconds: float = Field(60.0, alias="JOBOPS_STATUS_FRESH_SECONDS", gt=0)

@@ -6,7 +6,6 @@ context raises :class:`jobops.errors.InvalidRequest` and nothing is enqueued.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -37,9 +36,10 @@ def _send(request: VerificationRequest, countdown_seconds: float | None) -> list
             kwargs = request.as_kwargs(urns[start:start + URNS_PER_TASK])
             # Registered first: a message lost in publishing is re-sent by the sweeper.
             with rt.redis.pipeline(transaction=False) as pipe:
-                rt.pending.expect(verification_id, kwargs, time.time() + countdown, pipe)
+                due_at = rt.clock.now() + countdown
+                rt.pending.expect(verification_id, kwargs, due_at, pipe)
                 if rt.share is not None:
-                    rt.share.expect(kwargs["task_urns"], time.time() + countdown,
+                    rt.share.expect(kwargs["task_urns"], due_at,
                                     verification_id, pipe)
                 pipe.execute()
             app.send_task(VERIFY_TASK, kwargs=kwargs, queue=rt.settings.queue,
@@ -67,7 +67,7 @@ def verify_urns(
             "context": context,
             "requested_at": requested_at,
         },
-        now=time.time(),
+        now=runtime().clock.now(),
         strict=True,
     )
     ids = _send(request, countdown_seconds)
@@ -119,7 +119,7 @@ def schedule_from_answer(
 ) -> dict[str, Any]:
     """Verify a POST answer: refused elements get FAILED outcomes now, the rest are polled."""
     urns, refused = split_post_answer(post_answer)
-    now = time.time()
+    now = runtime().clock.now()
     # Checked in full before any outcome is sent, with a placeholder URN when none exist.
     request = parse_request(
         {

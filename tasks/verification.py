@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -82,7 +81,8 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
     next round is published, ``finished_round`` is marked done.
     """
     if finished_round is not None:
-        runtime().pending.expect(task.request.id, kwargs, time.time() + countdown_seconds)
+        rt = runtime()
+        rt.pending.expect(task.request.id, kwargs, rt.clock.now() + countdown_seconds)
     try:
         scheduled = task.retry(kwargs=kwargs, countdown=countdown_seconds, exc=reason,
                                throw=False, kwargsrepr=describe(kwargs))
@@ -119,7 +119,7 @@ def _failed(task: Task, kwargs: dict[str, Any], error: Exception) -> dict[str, A
     """Count a failed run for ``jobops stuck``; past the lifespan's deadline, end the
     verification with an outcome per URN saying why (None: retry)."""
     rt = runtime()
-    now = time.time()
+    now = rt.clock.now()
     rt.metrics.add("jobops_verification_errors_total")
     try:
         rt.stuck.failed(task.request.id, kwargs, error, now)
@@ -155,7 +155,8 @@ def _flush_metrics_on_exit(**_: Any) -> None:
 
 
 def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    now = time.time()
+    rt = runtime()
+    now = rt.clock.now()
     try:
         if args:
             raise InvalidRequest("verify_job_operation takes keyword arguments only")
@@ -163,7 +164,6 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
     except InvalidRequest as error:
         # A poison message: retrying cannot fix it, so it is logged and dropped.
         log.error("verification %s rejected: %s", task.request.id, error)
-        rt = runtime()
         rt.pending.forget(task.request.id)
         urns = kwargs.get("task_urns")
         if rt.share is not None and isinstance(urns, list) and urns \

@@ -7,6 +7,8 @@ inherited from its parent.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -15,6 +17,7 @@ import requests
 
 from jobops.batches import Batches
 from jobops.client import StatusClient
+from jobops.clock import FleetClock
 from jobops.coalesce import StatusShare
 from jobops.leases import RunLeases
 from jobops.limits import Limiter
@@ -41,6 +44,7 @@ class Runtime:
     share: StatusShare | None
     batches: Batches
     stuck: StuckVerifications
+    clock: FleetClock
 
 
 def build_limiter(settings: Settings, store: redis.Redis,
@@ -97,11 +101,19 @@ def build_runtime(settings: Settings) -> Runtime:
                    limiter=limiter, client=client, records=records, leases=leases,
                    pending=pending, metrics=metrics, batches=batches,
                    stuck=StuckVerifications(store, int(settings.task_lifespan_seconds)),
+                   clock=FleetClock(store, host=_host_clock(settings)),
                    # An IN_PROGRESS answer older than one poll interval tells a
                    # verification nothing its own next check would not.
                    share=StatusShare(store, min(settings.status_fresh_seconds,
                                                 settings.poll_interval_seconds))
                    if settings.coalesce_polling else None)
+
+
+def _host_clock(settings: Settings) -> Callable[[], float]:
+    skew = settings.test_host_clock_skew_seconds if settings.allow_clock_override else 0.0
+    if not skew:
+        return time.time
+    return lambda: time.time() + skew
 
 
 _by_pid: dict[int, Runtime] = {}

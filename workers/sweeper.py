@@ -43,7 +43,7 @@ def _loop() -> None:
     while True:
         time.sleep(rt.settings.sweep_interval_seconds)
         try:
-            sweep_once(rt, time.time())
+            sweep_once(rt, rt.clock.now())
         except Exception:  # noqa: BLE001 - the sweeper must outlive any one failure
             log.exception("sweep failed; trying again next interval")
 
