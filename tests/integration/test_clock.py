@@ -13,7 +13,6 @@ import pytest
 from sandbox import SandboxState
 from settings import load_settings
 from tests.conftest import Recorder
-from tests.env import TEST_ENV
 from tests.jobs import posted_urns
 from workers import app
 from workers.runtime import build_runtime, runtime
