@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobops.errors import ConfigurationError
 from jobops.request import MAX_BATCH_SECONDS, MAX_BATCH_SIZE
+from settings.fit import FITTED, fit
 
 __all__ = ["Settings", "get_settings", "celery_config"]
 
@@ -78,33 +79,17 @@ class Settings(BaseSettings):
                                  le=MAX_BATCH_SECONDS)
 
     @model_validator(mode="after")
-    def _countdowns_under_visibility_timeout(self) -> Settings:
-        # A countdown longer than the Redis visibility timeout runs the task twice.
-        limit = self.visibility_timeout_seconds / 2
-        for env, value in (
-            ("JOBOPS_FIRST_CHECK_SECONDS", self.first_check_seconds),
-            ("JOBOPS_MAX_POLL_INTERVAL_SECONDS", self.max_poll_interval_seconds),
-        ):
-            if value > limit:
-                raise ValueError(
-                    f"{env}={value:g} must be at most half of "
-                    f"JOBOPS_VISIBILITY_TIMEOUT_SECONDS ({limit:g}); "
-                    "lower it or raise the visibility timeout"
-                )
-        if self.quota_reserve >= self.daily_call_limit:
-            raise ValueError(
-                f"JOBOPS_QUOTA_RESERVE ({self.quota_reserve}) leaves nothing of "
-                f"JOBOPS_DAILY_CALL_LIMIT ({self.daily_call_limit}); lower the reserve"
-            )
-        if self.token_lock_seconds <= self.http_timeout_seconds:
-            raise ValueError(
-                "JOBOPS_TOKEN_LOCK_SECONDS must be longer than JOBOPS_HTTP_TIMEOUT_SECONDS, or "
-                "a slow token request loses its lock to a second refresher"
-            )
-        if self.poll_interval_seconds > self.max_poll_interval_seconds:
-            raise ValueError(
-                "JOBOPS_POLL_INTERVAL_SECONDS must not exceed JOBOPS_MAX_POLL_INTERVAL_SECONDS"
-            )
+    def _fit_together(self) -> Settings:
+        fields = type(self).model_fields
+        moved = fit({name: getattr(self, name) for name in FITTED}, self.model_fields_set,
+                    {name: fields[name].alias or name for name in FITTED})
+        for name, value in moved.items():
+            # Frozen to everyone else; this validator is still building the object.
+            object.__setattr__(self, name, value)
+        return self
+
+    @model_validator(mode="after")
+    def _urls(self) -> Settings:
         for env, url in (
             ("REDIS_URL", self.redis_url),
             ("CELERY_BROKER_URL", self.broker_url or self.redis_url),
