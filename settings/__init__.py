@@ -8,6 +8,7 @@ what was wrong, and what would be accepted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from jobops.errors import ConfigurationError
 from jobops.request import MAX_BATCH_SECONDS, MAX_BATCH_SIZE
 from settings.fit import FITTED, fit
+from settings.urls import masked, plain_http_elsewhere
 
 __all__ = ["Settings", "get_settings", "celery_config"]
 
@@ -36,6 +38,9 @@ class Settings(BaseSettings):
     )
     linkedin_client_id: str = Field("", alias="LINKEDIN_CLIENT_ID")
     linkedin_client_secret: SecretStr = Field(SecretStr(""), alias="LINKEDIN_CLIENT_SECRET")
+    # Plain http:// to LinkedIn's URLs is refused unless they are on this machine: the client
+    # secret and bearer tokens would cross the network unencrypted.
+    allow_plain_http: bool = Field(False, alias="JOBOPS_ALLOW_PLAIN_HTTP")
 
     queue: str = Field("jobops", alias="JOBOPS_QUEUE", min_length=1)
     callback_queue: str = Field("celery", alias="JOBOPS_CALLBACK_QUEUE", min_length=1)
@@ -101,8 +106,19 @@ class Settings(BaseSettings):
             ("LINKEDIN_TOKEN_URL", self.linkedin_token_url),
         ):
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{env} must start with http:// or https://, got {url!r}")
+                raise ValueError(f"{env} must start with http:// or https://, "
+                                 f"got {masked(url)!r}")
+            if plain_http_elsewhere(url) and not self.allow_plain_http:
+                raise ValueError(
+                    f"{env}={masked(url)} would send the client secret and access tokens "
+                    "unencrypted to another host; use https://, or set "
+                    "JOBOPS_ALLOW_PLAIN_HTTP=1 for an emulator on a network you trust")
         return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # Redis URLs may carry a password; the settings are shown in logs and errors.
+        for name, value in super().__repr_args__():
+            yield name, masked(value) if name in ("redis_url", "broker_url") and value else value
 
     @property
     def task_lifespan_seconds(self) -> float:

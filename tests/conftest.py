@@ -23,7 +23,7 @@ import pytest
 import redis
 import requests
 
-from jobops.processes import free_port, start_worker, stop, wait_ready
+from jobops.processes import free_port, redis_answers, start_worker, stop, wait_ready
 from sandbox import SandboxConfig, SandboxServer, SandboxState
 from tests.env import REDIS_URL, SANDBOX_PORT, TEST_ENV
 
@@ -160,6 +160,35 @@ def jobops_worker(workers: dict[str, Path], tmp_path: Path
         started.append(process)
         wait_ready(process, log_path)
         return queue
+
+    yield start
+    for process in started:
+        stop(process)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start a Redis of the test's own (a config the shared one must not get: an eviction
+    policy, a password) on a free loopback port; returns its URL."""
+    started = []
+
+    def start(*options: str, password: str | None = None) -> str:
+        port = free_port()
+        command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", "--dir", str(tmp_path), *options]
+        if password:
+            command += ["--requirepass", password]
+        log_path = tmp_path / f"redis-{port}.log"
+        process = subprocess.Popen(command, stdout=log_path.open("wb"),
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        started.append(process)
+        url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 10
+        while not redis_answers(url):
+            assert process.poll() is None and time.monotonic() < deadline, \
+                log_path.read_text(errors="replace")
+            time.sleep(0.05)
+        return url
 
     yield start
     for process in started:
