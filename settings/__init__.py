@@ -72,6 +72,8 @@ class Settings(BaseSettings):
         7200.0, alias="JOBOPS_VISIBILITY_TIMEOUT_SECONDS", ge=10
     )
     eta_task_limit: int = Field(10_000, alias="JOBOPS_ETA_TASK_LIMIT", ge=1)
+    # A worker refuses a Redis whose maxmemory-policy may evict keys; this makes it a warning.
+    allow_eviction: bool = Field(False, alias="JOBOPS_ALLOW_EVICTION")
     # Celery's task events cost about as much as the task itself (see bench/README.md).
     # Flower switches workers' events on while it runs; this sends them (and task-sent
     # events) from the start.
