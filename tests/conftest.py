@@ -199,15 +199,17 @@ FLOWER_AUTH = ("ops", "flower-test-password")
 
 
 @pytest.fixture(scope="session")
-def flower(workers: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[str]:
-    """Flower against the test broker, behind a login; yields its URL."""
+def flower_server(workers: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """Flower against the test broker, behind a login; yields its process and URL."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("flower") / "flower.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "workers", "flower", f"--port={port}",
-         "--address=127.0.0.1", f"--basic-auth={':'.join(FLOWER_AUTH)}"],
-        env={**os.environ, **TEST_ENV}, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+         "--address=127.0.0.1"],
+        # Flower reads its login from the environment, where ps does not show it.
+        env={**os.environ, **TEST_ENV, "FLOWER_BASIC_AUTH": ":".join(FLOWER_AUTH)},
+        stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -222,5 +224,11 @@ def flower(workers: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
     # Workers send task events only once Flower switches them on (JOBOPS_TASK_EVENTS is
     # off), which it does every 5 s from 5 s after it starts.
     time.sleep(6)
-    yield url
+    yield process, url
     stop(process)
+
+
+@pytest.fixture(scope="session")
+def flower(flower_server: tuple[subprocess.Popen[bytes], str]) -> str:
+    """The URL of the test session's Flower."""
+    return flower_server[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -20,9 +21,21 @@ def compose() -> dict[str, dict[str, object]]:
     return services
 
 
-def test_flower_requires_a_login_everywhere() -> None:
-    assert "--basic-auth=" in procfile()["flower"]
-    assert "--basic-auth=" in " ".join(compose()["flower"]["command"])  # type: ignore[arg-type]
+def test_flower_takes_its_login_from_the_environment_only() -> None:
+    # Flower reads FLOWER_BASIC_AUTH itself; on the command line ps would show it.
+    assert "--basic-auth" not in procfile()["flower"]
+    flower = compose()["flower"]
+    assert "--basic-auth" not in " ".join(flower["command"])  # type: ignore[arg-type]
+    assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith(  # type: ignore[index]
+        "${FLOWER_BASIC_AUTH:?")
+
+
+def test_procfile_flower_refuses_to_start_without_a_login() -> None:
+    # No PATH: were the guard missing, the shell could not start Flower, login or not.
+    ran = subprocess.run(["/bin/sh", "-c", procfile()["flower"]], env={}, capture_output=True,
+                         text=True, timeout=30)
+    assert ran.returncode != 0
+    assert "set FLOWER_BASIC_AUTH to user:password" in ran.stderr
 
 
 def test_procfile_runs_worker_flower_and_sandbox() -> None:
