@@ -118,9 +118,9 @@ class Settings(BaseSettings):
         return self
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
-        # Redis URLs may carry a password; the settings are shown in logs and errors.
+        # A URL may carry a password (Redis's, a proxy's); settings are shown in logs and errors.
         for name, value in super().__repr_args__():
-            yield name, masked(value) if name in ("redis_url", "broker_url") and value else value
+            yield name, masked(value) if name and name.endswith("_url") and value else value
 
     @property
     def task_lifespan_seconds(self) -> float:

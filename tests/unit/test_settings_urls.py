@@ -25,11 +25,12 @@ def test_masked_hides_every_password(url: str, shown: str) -> None:
     assert masked(url) == shown
 
 
-def test_settings_repr_masks_redis_passwords() -> None:
+def test_settings_repr_masks_passwords_in_every_url() -> None:
     settings = load_settings(REDIS_URL="redis://:hunter2@redis.internal:6379/0",
-                             CELERY_BROKER_URL="rediss://ops:hunter3@broker.internal:6380/1")
+                             CELERY_BROKER_URL="rediss://ops:hunter3@broker.internal:6380/1",
+                             LINKEDIN_API_URL="https://proxy:hunter4@api.example.com")
     for text in (repr(settings), str(settings)):
-        assert "hunter2" not in text and "hunter3" not in text
+        assert "hunter" not in text
         assert "redis://:***@redis.internal:6379/0" in text
         assert "rediss://ops:***@broker.internal:6380/1" in text
     assert settings.redis_url == "redis://:hunter2@redis.internal:6379/0"  # still usable
