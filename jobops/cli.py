@@ -233,14 +233,17 @@ def _metrics(args: argparse.Namespace) -> int:
 
 
 def _limits(args: argparse.Namespace) -> int:
+    from settings.urls import masked
     from workers.runtime import runtime
 
     rt = runtime()
     limits = rt.limiter.snapshot().as_dict()
     token = rt.tokens.describe()
+    redis_shown = masked(rt.settings.redis_url)
     if args.json:
-        print(json.dumps({"token": token, "limits": limits}))
+        print(json.dumps({"redis": redis_shown, "token": token, "limits": limits}))
         return 0
+    print(f"redis   {redis_shown}")
     if token["token"] == "cached":
         print(f"token   cached, {token['age_seconds']:.0f} s old, expires in "
               f"{token['expires_in_seconds']:.0f} s "

@@ -19,6 +19,7 @@ from typing import Any
 
 from jobops.processes import redis_answers, start_redis, start_worker, stop, wait_ready
 from sandbox import SandboxConfig, SandboxServer, SandboxState
+from settings.urls import masked
 
 MIGRATING = "urn:li:organization:2002"
 DESCRIPTION = ("Join a small team that builds the software our customers run every day. You "
@@ -79,7 +80,7 @@ def run_demo(timeout_seconds: float = 120.0) -> int:
     children: list[subprocess.Popen[bytes]] = []
     redis_url = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
     if not redis_answers(redis_url):
-        print(f"no Redis at {redis_url}; starting one")
+        print(f"no Redis at {masked(redis_url)}; starting one")
         process, redis_url = start_redis(workdir)
         children.append(process)
     state = SandboxState(SandboxConfig(in_progress_seconds=2, in_progress_jitter_seconds=4,
@@ -115,7 +116,8 @@ def _drive(run: str, env: dict[str, str], state: SandboxState, workdir: Path,
 
     from jobops import demo_pipeline
 
-    print(f"sandbox at {env['LINKEDIN_API_URL']}, Redis at {env['REDIS_URL']}, logs in {workdir}")
+    print(f"sandbox at {env['LINKEDIN_API_URL']}, Redis at {masked(env['REDIS_URL'])}, "
+          f"logs in {workdir}")
     for app, queue in (("workers", env["JOBOPS_QUEUE"]),
                        ("jobops.demo_pipeline", env["JOBOPS_CALLBACK_QUEUE"])):
         log_path = workdir / f"{app}.log"

@@ -8,6 +8,7 @@ what was wrong, and what would be accepted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -17,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobops.errors import ConfigurationError
 from jobops.request import MAX_BATCH_SECONDS, MAX_BATCH_SIZE
+from settings.fit import FITTED, fit
+from settings.urls import masked, plain_http_elsewhere
 
 __all__ = ["Settings", "get_settings", "celery_config"]
 
@@ -35,6 +38,9 @@ class Settings(BaseSettings):
     )
     linkedin_client_id: str = Field("", alias="LINKEDIN_CLIENT_ID")
     linkedin_client_secret: SecretStr = Field(SecretStr(""), alias="LINKEDIN_CLIENT_SECRET")
+    # Plain http:// to LinkedIn's URLs is refused unless they are on this machine: the client
+    # secret and bearer tokens would cross the network unencrypted.
+    allow_plain_http: bool = Field(False, alias="JOBOPS_ALLOW_PLAIN_HTTP")
 
     queue: str = Field("jobops", alias="JOBOPS_QUEUE", min_length=1)
     callback_queue: str = Field("celery", alias="JOBOPS_CALLBACK_QUEUE", min_length=1)
@@ -73,6 +79,8 @@ class Settings(BaseSettings):
         7200.0, alias="JOBOPS_VISIBILITY_TIMEOUT_SECONDS", ge=10
     )
     eta_task_limit: int = Field(10_000, alias="JOBOPS_ETA_TASK_LIMIT", ge=1)
+    # A worker refuses a Redis whose maxmemory-policy may evict keys; this makes it a warning.
+    allow_eviction: bool = Field(False, alias="JOBOPS_ALLOW_EVICTION")
     # Celery's task events cost about as much as the task itself (see bench/README.md).
     # Flower switches workers' events on while it runs; this sends them (and task-sent
     # events) from the start.
@@ -85,33 +93,17 @@ class Settings(BaseSettings):
                                  le=MAX_BATCH_SECONDS)
 
     @model_validator(mode="after")
-    def _countdowns_under_visibility_timeout(self) -> Settings:
-        # A countdown longer than the Redis visibility timeout runs the task twice.
-        limit = self.visibility_timeout_seconds / 2
-        for env, value in (
-            ("JOBOPS_FIRST_CHECK_SECONDS", self.first_check_seconds),
-            ("JOBOPS_MAX_POLL_INTERVAL_SECONDS", self.max_poll_interval_seconds),
-        ):
-            if value > limit:
-                raise ValueError(
-                    f"{env}={value:g} must be at most half of "
-                    f"JOBOPS_VISIBILITY_TIMEOUT_SECONDS ({limit:g}); "
-                    "lower it or raise the visibility timeout"
-                )
-        if self.quota_reserve >= self.daily_call_limit:
-            raise ValueError(
-                f"JOBOPS_QUOTA_RESERVE ({self.quota_reserve}) leaves nothing of "
-                f"JOBOPS_DAILY_CALL_LIMIT ({self.daily_call_limit}); lower the reserve"
-            )
-        if self.token_lock_seconds <= self.http_timeout_seconds:
-            raise ValueError(
-                "JOBOPS_TOKEN_LOCK_SECONDS must be longer than JOBOPS_HTTP_TIMEOUT_SECONDS, or "
-                "a slow token request loses its lock to a second refresher"
-            )
-        if self.poll_interval_seconds > self.max_poll_interval_seconds:
-            raise ValueError(
-                "JOBOPS_POLL_INTERVAL_SECONDS must not exceed JOBOPS_MAX_POLL_INTERVAL_SECONDS"
-            )
+    def _fit_together(self) -> Settings:
+        fields = type(self).model_fields
+        moved = fit({name: getattr(self, name) for name in FITTED}, self.model_fields_set,
+                    {name: fields[name].alias or name for name in FITTED})
+        for name, value in moved.items():
+            # Frozen to everyone else; this validator is still building the object.
+            object.__setattr__(self, name, value)
+        return self
+
+    @model_validator(mode="after")
+    def _urls(self) -> Settings:
         for env, url in (
             ("REDIS_URL", self.redis_url),
             ("CELERY_BROKER_URL", self.broker_url or self.redis_url),
@@ -123,8 +115,19 @@ class Settings(BaseSettings):
             ("LINKEDIN_TOKEN_URL", self.linkedin_token_url),
         ):
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{env} must start with http:// or https://, got {url!r}")
+                raise ValueError(f"{env} must start with http:// or https://, "
+                                 f"got {masked(url)!r}")
+            if plain_http_elsewhere(url) and not self.allow_plain_http:
+                raise ValueError(
+                    f"{env}={masked(url)} would send the client secret and access tokens "
+                    "unencrypted to another host; use https://, or set "
+                    "JOBOPS_ALLOW_PLAIN_HTTP=1 for an emulator on a network you trust")
         return self
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # A URL may carry a password (Redis's, a proxy's); settings are shown in logs and errors.
+        for name, value in super().__repr_args__():
+            yield name, masked(value) if name and name.endswith("_url") and value else value
 
     @property
     def task_lifespan_seconds(self) -> float:

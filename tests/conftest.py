@@ -23,7 +23,7 @@ import pytest
 import redis
 import requests
 
-from jobops.processes import free_port, start_worker, stop, wait_ready
+from jobops.processes import free_port, redis_answers, start_worker, stop, wait_ready
 from sandbox import SandboxConfig, SandboxServer, SandboxState
 from tests.env import REDIS_URL, SANDBOX_PORT, TEST_ENV
 
@@ -166,19 +166,50 @@ def jobops_worker(workers: dict[str, Path], tmp_path: Path
         stop(process)
 
 
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start a Redis of the test's own (a config the shared one must not get: an eviction
+    policy, a password) on a free loopback port; returns its URL."""
+    started = []
+
+    def start(*options: str, password: str | None = None) -> str:
+        port = free_port()
+        command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                   "--appendonly", "no", "--dir", str(tmp_path), *options]
+        if password:
+            command += ["--requirepass", password]
+        log_path = tmp_path / f"redis-{port}.log"
+        process = subprocess.Popen(command, stdout=log_path.open("wb"),
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        started.append(process)
+        url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{port}/0"
+        deadline = time.monotonic() + 10
+        while not redis_answers(url):
+            assert process.poll() is None and time.monotonic() < deadline, \
+                log_path.read_text(errors="replace")
+            time.sleep(0.05)
+        return url
+
+    yield start
+    for process in started:
+        stop(process)
+
+
 FLOWER_AUTH = ("ops", "flower-test-password")
 
 
 @pytest.fixture(scope="session")
-def flower(workers: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[str]:
-    """Flower against the test broker, behind a login; yields its URL."""
+def flower_server(workers: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """Flower against the test broker, behind a login; yields its process and URL."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("flower") / "flower.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "workers", "flower", f"--port={port}",
-         "--address=127.0.0.1", f"--basic-auth={':'.join(FLOWER_AUTH)}"],
-        env={**os.environ, **TEST_ENV}, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+         "--address=127.0.0.1"],
+        # Flower reads its login from the environment, where ps does not show it.
+        env={**os.environ, **TEST_ENV, "FLOWER_BASIC_AUTH": ":".join(FLOWER_AUTH)},
+        stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -193,5 +224,11 @@ def flower(workers: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
     # Workers send task events only once Flower switches them on (JOBOPS_TASK_EVENTS is
     # off), which it does every 5 s from 5 s after it starts.
     time.sleep(6)
-    yield url
+    yield process, url
     stop(process)
+
+
+@pytest.fixture(scope="session")
+def flower(flower_server: tuple[subprocess.Popen[bytes], str]) -> str:
+    """The URL of the test session's Flower."""
+    return flower_server[1]

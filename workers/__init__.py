@@ -9,7 +9,7 @@ from settings import celery_config, get_settings
 app = Celery("jobops")
 app.conf.update(celery_config(get_settings()))
 app.conf.include = ["tasks.verification", "tasks.scheduling", "workers.sweeper",
-                    "workers.batches"]
+                    "workers.batches", "workers.checks"]
 
 from workers import logs as _logs  # noqa: E402,F401 - connects the log format signals
 

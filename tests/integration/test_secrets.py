@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -62,3 +63,13 @@ def test_no_secret_or_token_anywhere_after_a_full_run(
     leaks = [(where, what) for where, text in places.items()
              for what in [secret, *tokens] if what in text]
     assert leaks == []
+
+
+def test_flower_login_is_not_on_its_command_line(
+        flower_server: tuple[subprocess.Popen[bytes], str]) -> None:
+    process, url = flower_server
+    # Anyone on the host can read a process's command line (ps); only its user the environment.
+    command_line = Path(f"/proc/{process.pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    assert FLOWER_AUTH[1].encode() not in command_line
+    assert requests.get(url + "/api/workers", auth=FLOWER_AUTH, timeout=10).status_code == 200
+    assert requests.get(url + "/api/workers", timeout=10).status_code == 401

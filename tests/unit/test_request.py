@@ -86,7 +86,8 @@ def test_next_check_never_passes_the_deadline() -> None:
 
 @pytest.mark.parametrize(("env", "fragment"), [
     ({"JOBOPS_FIRST_CHECK_SECONDS": "soon"}, "JOBOPS_FIRST_CHECK_SECONDS"),
-    ({"JOBOPS_MAX_POLL_INTERVAL_SECONDS": "5000"}, "VISIBILITY_TIMEOUT"),
+    ({"JOBOPS_MAX_POLL_INTERVAL_SECONDS": "5000", "JOBOPS_VISIBILITY_TIMEOUT_SECONDS": "7200"},
+     "VISIBILITY_TIMEOUT"),
     ({"LINKEDIN_API_URL": "api.linkedin.com"}, "LINKEDIN_API_URL"),
     ({"JOBOPS_BATCH_SIZE": "0"}, "JOBOPS_BATCH_SIZE"),
     ({"JOBOPS_BATCH_SIZE": "20000"}, "JOBOPS_BATCH_SIZE"),

@@ -1,0 +1,90 @@
+"""What a worker checks before it takes work: credentials to call LinkedIn with, and a Redis
+that never drops jobops' state to make room.
+
+jobops keeps TTLs on live state (the token, leases, pending verifications, outcome
+records), so a ``volatile-*`` policy may evict it; an ``allkeys-*`` one may evict queued
+tasks too. Either loses verifications without a trace, so the worker refuses to start
+unless JOBOPS_ALLOW_EVICTION says otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from celery.signals import celeryd_after_setup
+
+from settings import Settings, get_settings
+from settings.urls import masked
+from workers import app
+
+log = logging.getLogger(__name__)
+
+#: The one maxmemory-policy under which Redis never deletes a key to make room.
+SAFE_POLICY = "noeviction"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+CHECK_TIMEOUT_SECONDS = 5.0
+
+
+class Refusal(Exception):
+    """Raised when the worker must not start; the message says what to fix."""
+
+
+def redis_urls(settings: Settings) -> list[str]:
+    """Every Redis the worker keeps state or messages in."""
+    urls = [settings.redis_url]
+    broker = settings.effective_broker_url
+    if broker != settings.redis_url and broker.startswith(REDIS_SCHEMES):
+        urls.append(broker)
+    return urls
+
+
+def check_credentials(settings: Settings) -> None:
+    if not settings.linkedin_client_id or not settings.linkedin_client_secret.get_secret_value():
+        raise Refusal("LINKEDIN_CLIENT_ID and LINKEDIN_CLIENT_SECRET must both be set: without "
+                      "them no access token can be had and every verification would wait in "
+                      "vain. Set them to your LinkedIn application's client credentials.")
+
+
+def check_eviction(url: str, allow_eviction: bool) -> None:
+    """Refuse (or warn, if allowed) when the Redis at ``url`` may evict keys."""
+    shown = masked(url)
+    try:
+        with redis.Redis.from_url(url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
+                                  socket_timeout=CHECK_TIMEOUT_SECONDS) as store:
+            policy = store.config_get("maxmemory-policy").get("maxmemory-policy")
+    except redis.RedisError as error:
+        # Managed services often refuse CONFIG GET; an unreachable Redis is the broker
+        # connection's to report. Neither proves a risk, so neither stops the worker.
+        log.warning("could not read maxmemory-policy of the Redis at %s (%s): make sure it "
+                    "is %s, or Redis may delete jobops' state when memory runs short",
+                    shown, type(error).__name__, SAFE_POLICY)
+        return
+    if policy in (SAFE_POLICY, None):
+        return
+    problem = (f"the Redis at {shown} has maxmemory-policy {policy}: when memory runs short "
+               "it deletes keys, and with them tokens, leases, pending verifications, outcome "
+               "records or queued tasks, without a trace. Set maxmemory-policy "
+               f"{SAFE_POLICY} (redis.conf, CONFIG SET, or your provider's parameter group)")
+    if not allow_eviction:
+        raise Refusal(f"{problem}, or set JOBOPS_ALLOW_EVICTION=1 to start anyway.")
+    log.warning("%s. Starting anyway: JOBOPS_ALLOW_EVICTION is set.", problem)
+
+
+def check_before_start(settings: Settings) -> None:
+    check_credentials(settings)
+    for url in redis_urls(settings):
+        check_eviction(url, settings.allow_eviction)
+
+
+@celeryd_after_setup.connect
+def _refuse_or_start(instance: Any, **_: Any) -> None:
+    if instance.app is not app:
+        return
+    try:
+        check_before_start(get_settings())
+    except Refusal as refusal:
+        log.critical("jobops worker not started: %s", refusal)
+        # Not an Exception: Celery's signal dispatch logs those and carries on.
+        raise SystemExit(1) from None
