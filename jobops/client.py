@@ -78,6 +78,8 @@ class CallPermits(Protocol):
 
     def heal(self, holder: str) -> None: ...
 
+    def release_probe(self, holder: str) -> None: ...
+
     def day_nearly_spent(self, used_today: int) -> bool: ...
 
 
@@ -109,20 +111,27 @@ class StatusClient:
         self.calls = 0
 
     def fetch(self, urns: list[str], now: float) -> StatusPage:
-        url = f"{self._url}?{query_string(urns)}"
         permit = self._permits.acquire(self._holder)
-        token = self._token()
-        response = self._get(url, token, len(urns))
-        if response.status_code == 401:
-            self._tokens.invalidate(token)
-            permit = self._permits.acquire(self._holder)
-            response = self._get(url, self._token(), len(urns))
-            if response.status_code == 401:
-                self._refused_fresh_token(response)
-        page = self._classify(response, now, permit)
+        try:
+            page = self._fetch(f"{self._url}?{query_string(urns)}", len(urns), now, permit)
+        except TransientError as error:
+            if permit.probe and error.http_status != 429:
+                self._permits.release_probe(self._holder)
+            raise
         if permit.probe:
             self._permits.heal(self._holder)
         return page
+
+    def _fetch(self, url: str, urns: int, now: float, permit: Permit) -> StatusPage:
+        token = self._token()
+        response = self._get(url, token, urns)
+        if response.status_code == 401:
+            self._tokens.invalidate(token)
+            permit = self._permits.acquire(self._holder)
+            response = self._get(url, self._token(), urns)
+            if response.status_code == 401:
+                self._refused_fresh_token(response)
+        return self._classify(response, now, permit)
 
     def request_refused(self, error: LinkedInError) -> float:
         """Pause the fleet: LinkedIn refuses the request's form, not one URN."""

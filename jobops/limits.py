@@ -112,6 +112,17 @@ redis.call('PEXPIRE', KEYS[3], step + 4 * tonumber(ARGV[4]) + 86400000)
 return {step, 1, level + 1}
 """
 
+# KEYS: blocked_until, breaker. ARGV: holder id. The probe's call failed in a way that
+# says nothing about the pause (a timeout, a 5xx): the next caller probes, now.
+_RELEASE_PROBE = """
+if redis.call('HGET', KEYS[2], 'probe') ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[1]) == redis.call('HGET', KEYS[2], 'probe_until') then
+  redis.call('DEL', KEYS[1])
+end
+redis.call('HDEL', KEYS[2], 'probe', 'probe_until')
+return 1
+"""
+
 # KEYS: blocked_until, breaker. ARGV: holder id. LinkedIn answered the probe: calls
 # resume for everyone. Returns the reason the breaker had been open for, or false.
 _HEAL = """
@@ -265,6 +276,7 @@ class Limiter:
         self._acquire = store.register_script(_ACQUIRE)
         self._trip = store.register_script(_TRIP)
         self._heal = store.register_script(_HEAL)
+        self._release_probe = store.register_script(_RELEASE_PROBE)
         self._snapshot = store.register_script(_SNAPSHOT)
 
     @property
@@ -341,6 +353,11 @@ class Limiter:
         if reason:
             log.warning("LinkedIn answers again; status calls resume fleet-wide (paused for "
                         "%s)", _text(reason))
+
+    def release_probe(self, holder: str) -> None:
+        """``holder``'s probe failed without an answer: another may probe at once,
+        rather than the fleet waiting out the probe's hold."""
+        self._release_probe(keys=[keys.BLOCKED_UNTIL, keys.BREAKER], args=[holder])
 
     def snapshot(self) -> LimitsSnapshot:
         now_ms, in_window, used, blocked, breaker = self._snapshot(

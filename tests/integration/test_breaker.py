@@ -107,3 +107,16 @@ def test_a_429_is_the_daily_limit_only_when_the_fleets_count_says_so(
     limiter = fleet(daily_limit=1000, reserve=100)
     assert not limiter.day_nearly_spent(12)
     assert limiter.day_nearly_spent(850)
+
+
+def test_a_probe_that_got_no_answer_hands_the_probe_on_at_once(
+        store: redis.Redis, fleet: Callable[..., Limiter]) -> None:
+    one, other = fleet(), fleet()
+    one.trip(THROTTLED, "Resource level throttle limit")
+    move_clock(store, 1.1)
+    assert one.acquire("holder-1").probe
+    with pytest.raises(Paused):
+        other.acquire("holder-2")
+    one.release_probe("holder-1")  # its call timed out: says nothing about the throttle
+    assert other.acquire("holder-2").probe
+    assert one.snapshot().as_dict()["pause"]["reason"] == THROTTLED

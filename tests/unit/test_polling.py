@@ -171,3 +171,14 @@ def test_retry_after_is_honoured_and_spread() -> None:
     latest = run_once(request([A]), Scripted(answer), SETTINGS, now=0.0, jitter=lambda: 1.0)
     # Thousands of verifications told 42 s wake over the next few seconds, not at once.
     assert latest.next_check_seconds is not None and latest.next_check_seconds > 42 + 5
+
+
+def test_a_shared_wait_is_spread_and_stays_within_the_cap() -> None:
+    from jobops.retry import spread_seconds
+
+    assert spread_seconds(10, 100, lambda: 0.0) == 10
+    assert spread_seconds(10, 100, lambda: 1.0) == 12  # a fifth of the wait
+    assert spread_seconds(0.1, 100, lambda: 1.0) == 1.1  # at least a second
+    # At the cap the spread comes off: early is one more look, late breaks the bound.
+    assert spread_seconds(3600, 1800, lambda: 0.0) == 1800
+    assert spread_seconds(3600, 1800, lambda: 1.0) == 1800 - 720
