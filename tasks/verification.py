@@ -173,7 +173,7 @@ def _reads(rt: Runtime, request: VerificationRequest) -> list[str]:
     """Keys every run reads, fetched with its claim: outcome records, shared statuses."""
     reads = [outcome_key(urn) for urn in request.task_urns]
     if rt.share is not None:
-        reads += [status_key(urn) for urn in request.task_urns]
+        reads += [status_key(urn) for urn in request.task_urns if is_task_urn(urn)]
     return reads
 
 
