@@ -30,7 +30,7 @@ from jobops.request import (
     describe,
     parse_request,
 )
-from jobops.retry import backoff_seconds
+from jobops.retry import backoff_seconds, capped_countdown, max_countdown_seconds
 from jobops.urns import is_task_urn
 from jobops.verification import RunResult, run_once
 from tasks.callbacks import deliver, outcome_callback
@@ -76,12 +76,17 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
            reason: Exception, finished_round: int | None = None) -> NoReturn:
     """Schedule the next run; if that cannot be published, hand the message back.
 
-    Celery answers a retry it cannot publish with Reject(requeue=False), which drops the
+    Every wait goes out as a countdown of at most half the visibility timeout (a longer
+    one would run twice); a longer wait, a lease's say, is taken in steps. Celery
+    answers a retry it cannot publish with Reject(requeue=False), which drops the
     verification; requeueing the message being run keeps it (it is idempotent). Once the
     next round is published, ``finished_round`` is marked done.
     """
+    rt = runtime()
+    countdown_seconds = capped_countdown(
+        countdown_seconds, max_countdown_seconds(rt.settings.visibility_timeout_seconds))
     if finished_round is not None:
-        runtime().pending.expect(task.request.id, kwargs, time.time() + countdown_seconds)
+        rt.pending.expect(task.request.id, kwargs, time.time() + countdown_seconds)
     try:
         scheduled = task.retry(kwargs=kwargs, countdown=countdown_seconds, exc=reason,
                                throw=False, kwargsrepr=describe(kwargs))
@@ -90,7 +95,7 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
                   task.request.id, rejected.reason)
         raise Reject(rejected.reason, requeue=True) from None
     if finished_round is not None:
-        runtime().leases.finish(task.request.id, finished_round)
+        rt.leases.finish(task.request.id, finished_round)
     raise scheduled
 
 
@@ -132,7 +137,8 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
     try:
         if args:
             raise InvalidRequest("verify_job_operation takes keyword arguments only")
-        request = parse_request(kwargs, now=now, strict=False)
+        request = parse_request(kwargs, now=now, strict=False,
+                                max_countdown_seconds=_max_countdown_seconds())
     except InvalidRequest as error:
         # A poison message: retrying cannot fix it, so it is logged and dropped.
         log.error("verification %s rejected: %s", task.request.id, error)
@@ -167,6 +173,10 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
         # Unfinished: give the round back so its retry or redelivery need not wait.
         rt.leases.release(task.request.id, request.poll_round, claim.holder)
         raise
+
+
+def _max_countdown_seconds() -> float:
+    return max_countdown_seconds(runtime().settings.visibility_timeout_seconds)
 
 
 def _reads(rt: Runtime, request: VerificationRequest) -> list[str]:
@@ -236,7 +246,8 @@ def _owned_requests(rt: Runtime, ids: list[str], owners: Mapping[str, str], now:
         if kwargs is None:
             continue
         try:
-            request = parse_request(kwargs, now=now, strict=False)
+            request = parse_request(kwargs, now=now, strict=False,
+                                    max_countdown_seconds=_max_countdown_seconds())
         except InvalidRequest:
             continue  # a poison message; its own run logs and drops it
         askable = [u for u in request.task_urns if is_task_urn(u)]
