@@ -5,8 +5,10 @@ A BATCH callback spec (a task name, or a signature with optional ``batch_size`` 
 batch id, so every verification that registers the same spec fills the same batch.
 
 One Lua script appends outcomes (each at most once: a marker per outcome and batch) and
-seals every full batch; another, run by each worker's flusher, seals batches whose first
-outcome is ``batch_seconds`` old, whatever their size. Sealing moves the outcomes into
+seals every full batch: full at ``batch_size`` outcomes, or before its outcomes' JSON
+would pass ``MAX_BATCH_BYTES`` (so no script assembles a bigger string). Another, run
+by each worker's flusher, seals batches whose first outcome is ``batch_seconds`` old,
+whatever their size. Sealing moves the outcomes into
 ``jobops:batches:sealed`` under a new sealed id in the same step, so an outcome is in
 exactly one batch however many processes append and flush at once. A sealed batch is
 deleted only once it was published: if its publisher dies first, a flusher claims it
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +27,14 @@ import redis
 from redis.client import Pipeline
 
 from jobops import keys, scripts
-from jobops.request import BATCH_SECONDS, BATCH_SIZE
+from jobops.request import BATCH_SECONDS, BATCH_SIZE, MAX_BATCH_BYTES
 
 # A sealed batch not deleted this long after sealing lost its publisher.
 REPUBLISH_AFTER_SECONDS = 10.0
-# Outcomes per append script: bounds how long one script holds Redis.
+# Outcomes per append script, and their JSON bytes (one outcome bigger goes alone):
+# bounds how long one script holds Redis.
 APPEND_CHUNK = 500
+APPEND_CHUNK_BYTES = MAX_BATCH_BYTES
 # Open batches sealed by one flush script.
 FLUSH_LIMIT = 100
 
@@ -39,10 +43,15 @@ local clock = redis.call('TIME')
 local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 """
 
-# Moves ``items`` into a new sealed batch of ``bid``; returns its sealed id. The counter
-# starts at the clock (HSETNX on append), so ids stay unique even after the hash expired.
+# Moves every outcome of the open batch ``list`` into a new sealed batch of ``bid``;
+# returns its sealed id. The counter starts at the clock (HSETNX on append), so ids stay
+# unique even after the hash expired. The open batch's bytes (field ``bytes`` of the
+# batch hash) start again from 0.
 _SEAL = """
-local function seal(bid, meta, items, sealed, sealed_at, now_ms)
+local function seal(bid, meta, list, sealed, sealed_at, now_ms)
+  local items = redis.call('LRANGE', list, 0, -1)
+  redis.call('DEL', list)
+  redis.call('HDEL', meta, 'bytes')
   local sid = bid .. ':' .. redis.call('HINCRBY', meta, 'seq', 1)
   local signature = redis.call('HGET', meta, 'signature')
   redis.call('HSET', sealed, sid,
@@ -53,35 +62,45 @@ end
 """
 
 # KEYS: items list, batch hash, open set, sealed hash, sealed-at set, then one marker per
-# outcome. ARGV: batch id, size, seconds (ms), signature JSON, ttl (s), then the outcomes'
-# JSON. Returns the ids of the batches it sealed.
+# outcome. ARGV: batch id, size, seconds (ms), signature JSON, ttl (s), max bytes, then
+# the outcomes' JSON. Returns the ids of the batches it sealed. A batch is sealed once it
+# holds ``size`` outcomes, or before an outcome would take it past ``max bytes``: no
+# sealed batch is assembled from more than that (one bigger outcome goes alone).
 _APPEND = _NOW_MS + _SEAL + """
-local size, ttl = tonumber(ARGV[2]), tonumber(ARGV[5])
+local size, ttl, max_bytes = tonumber(ARGV[2]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local added = 0
+local done = {}
 for i = 6, #KEYS do
   if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) then
-    redis.call('RPUSH', KEYS[1], ARGV[i])
+    if added == 0 then
+      redis.call('HSET', KEYS[2], 'signature', ARGV[4])
+      redis.call('HSETNX', KEYS[2], 'seq', now_ms)
+    end
     added = added + 1
+    local item = ARGV[i + 1]
+    local held = redis.call('LLEN', KEYS[1])
+    if held > 0 and tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0') + #item > max_bytes
+    then
+      done[#done + 1] = seal(ARGV[1], KEYS[2], KEYS[1], KEYS[4], KEYS[5], now_ms)
+      held = 0
+    end
+    redis.call('RPUSH', KEYS[1], item)
+    redis.call('HINCRBY', KEYS[2], 'bytes', #item)
+    if held + 1 >= size then
+      done[#done + 1] = seal(ARGV[1], KEYS[2], KEYS[1], KEYS[4], KEYS[5], now_ms)
+    end
   end
 end
 if added == 0 then return {} end
-redis.call('HSET', KEYS[2], 'signature', ARGV[4])
-redis.call('HSETNX', KEYS[2], 'seq', now_ms)
 redis.call('EXPIRE', KEYS[2], ttl)
 redis.call('EXPIRE', KEYS[1], ttl)
-local done = {}
-while redis.call('LLEN', KEYS[1]) >= size do
-  local items = redis.call('LRANGE', KEYS[1], 0, size - 1)
-  redis.call('LTRIM', KEYS[1], size, -1)
-  done[#done + 1] = seal(ARGV[1], KEYS[2], items, KEYS[4], KEYS[5], now_ms)
-end
-if #done == 0 then
-  redis.call('ZADD', KEYS[3], 'NX', now_ms + tonumber(ARGV[3]), ARGV[1])
-elseif redis.call('LLEN', KEYS[1]) > 0 then
-  -- The list held fewer than size before this call, so what is left arrived now.
+if redis.call('LLEN', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+elseif #done > 0 then
+  -- What is left arrived after the last seal, in this call: its deadline starts now.
   redis.call('ZADD', KEYS[3], now_ms + tonumber(ARGV[3]), ARGV[1])
 else
-  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZADD', KEYS[3], 'NX', now_ms + tonumber(ARGV[3]), ARGV[1])
 end
 return done
 """
@@ -97,10 +116,8 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, lim
 for _, bid in ipairs(due) do
   redis.call('ZREM', KEYS[1], bid)
   local list = ARGV[1] .. bid .. ':items'
-  local items = redis.call('LRANGE', list, 0, -1)
-  redis.call('DEL', list)
-  if #items > 0 then
-    fresh[#fresh + 1] = seal(bid, ARGV[1] .. bid, items, KEYS[2], KEYS[3], now_ms)
+  if redis.call('LLEN', list) > 0 then
+    fresh[#fresh + 1] = seal(bid, ARGV[1] .. bid, list, KEYS[2], KEYS[3], now_ms)
   end
 end
 local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now_ms - tonumber(ARGV[3]),
@@ -114,6 +131,19 @@ local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #next_due > 0 then wait = math.max(0, tonumber(next_due[2]) - now_ms) end
 return {wait, fresh, stale}
 """
+
+
+def _chunks(items: Sequence[tuple[str, str]]) -> Iterator[Sequence[tuple[str, str]]]:
+    """(record key, outcome JSON) pairs in runs of at most APPEND_CHUNK outcomes and
+    APPEND_CHUNK_BYTES bytes (a bigger outcome alone)."""
+    start, size = 0, 0
+    for end, (_, text) in enumerate(items):
+        if end > start and (end - start >= APPEND_CHUNK or size + len(text) > APPEND_CHUNK_BYTES):
+            yield items[start:end]
+            start, size = end, 0
+        size += len(text)
+    if start < len(items):
+        yield items[start:]
 
 
 @dataclass(frozen=True)
@@ -172,9 +202,10 @@ def _text(value: Any) -> str:
 
 class Batches:
     def __init__(self, store: redis.Redis, default_size: int, default_seconds: float,
-                 ttl_seconds: int, republish_after_seconds: float = REPUBLISH_AFTER_SECONDS
-                 ) -> None:
+                 ttl_seconds: int, republish_after_seconds: float = REPUBLISH_AFTER_SECONDS,
+                 max_bytes: int = MAX_BATCH_BYTES) -> None:
         self._store = store
+        self.max_bytes = max_bytes
         self.default_size = default_size
         self.default_seconds = default_seconds
         self.ttl_seconds = ttl_seconds
@@ -188,37 +219,33 @@ class Batches:
     def append(self, spec: BatchSpec, items: Sequence[tuple[str, Mapping[str, Any]]]
                ) -> list[str]:
         """Add (record key, outcome) pairs not added before; returns the ids it sealed."""
-        batch_id = spec.batch_id
-        signature = json.dumps(spec.signature, sort_keys=True)
         sealed: list[str] = []
-        for start in range(0, len(items), APPEND_CHUNK):
-            chunk = items[start:start + APPEND_CHUNK]
-            found = self._append(
-                keys=[keys.batch_items_key(batch_id), keys.batch_key(batch_id),
-                      keys.BATCHES_OPEN, keys.BATCHES_SEALED, keys.BATCHES_SEALED_AT,
-                      *(keys.batched_key(batch_id, key) for key, _ in chunk)],
-                args=[batch_id, spec.size, max(1, int(spec.seconds * 1000)), signature,
-                      self.ttl_seconds, *(json.dumps(outcome) for _, outcome in chunk)])
-            sealed += [_text(sid) for sid in found]
+        for script_keys, args in self._scripts(spec, items):
+            sealed += [_text(sid) for sid in self._append(keys=script_keys, args=args)]
         return sealed
 
     def queue_append(self, pipe: Pipeline, spec: BatchSpec,
                      items: Sequence[tuple[str, Mapping[str, Any]]]
                      ) -> Callable[[list[Any]], list[str]]:
         """``append`` within ``pipe``; returns how to read the sealed ids from its results."""
+        positions = []
+        for script_keys, args in self._scripts(spec, items):
+            positions.append(len(pipe.command_stack))
+            scripts.queue(pipe, self._append, script_keys, args)
+        return lambda results: [_text(sid) for at in positions for sid in results[at]]
+
+    def _scripts(self, spec: BatchSpec, items: Sequence[tuple[str, Mapping[str, Any]]]
+                 ) -> Iterator[tuple[list[str], list[Any]]]:
+        """Keys and arguments of each append script for ``items``."""
         batch_id = spec.batch_id
         signature = json.dumps(spec.signature, sort_keys=True)
-        positions = []
-        for start in range(0, len(items), APPEND_CHUNK):
-            chunk = items[start:start + APPEND_CHUNK]
-            positions.append(len(pipe.command_stack))
-            scripts.queue(pipe, self._append, [
-                keys.batch_items_key(batch_id), keys.batch_key(batch_id), keys.BATCHES_OPEN,
-                keys.BATCHES_SEALED, keys.BATCHES_SEALED_AT,
-                *(keys.batched_key(batch_id, key) for key, _ in chunk)],
-                [batch_id, spec.size, max(1, int(spec.seconds * 1000)), signature,
-                 self.ttl_seconds, *(json.dumps(outcome) for _, outcome in chunk)])
-        return lambda results: [_text(sid) for at in positions for sid in results[at]]
+        texts = [(key, json.dumps(outcome)) for key, outcome in items]
+        for chunk in _chunks(texts):
+            yield ([keys.batch_items_key(batch_id), keys.batch_key(batch_id),
+                    keys.BATCHES_OPEN, keys.BATCHES_SEALED, keys.BATCHES_SEALED_AT,
+                    *(keys.batched_key(batch_id, key) for key, _ in chunk)],
+                   [batch_id, spec.size, max(1, int(spec.seconds * 1000)), signature,
+                    self.ttl_seconds, self.max_bytes, *(text for _, text in chunk)])
 
     def flush(self, limit: int = FLUSH_LIMIT) -> Flush:
         """Seal every batch past its deadline and claim sealed ones left unpublished."""

@@ -117,8 +117,11 @@ def _tagged_urns(rt: Any, args: argparse.Namespace) -> list[str]:
     key, equals, value = args.context_tag.partition("=")
     if not equals:
         raise InvalidRequest("--context-tag takes KEY=VALUE")
+    # Pending first: a verification that ends meanwhile writes its records before it
+    # leaves the registry, so each URN is found in one or the other.
+    pending = rt.pending.urns_with_context(key, value)
     known = {o["task_urn"] for o in rt.records.with_context(key, value)}
-    urns = sorted(known | rt.pending.urns_with_context(key, value))
+    urns = sorted(known | pending)
     if not urns:
         raise InvalidRequest(f"no verification has context {args.context_tag}")
     return urns

@@ -1,7 +1,11 @@
 """Every Redis key jobops writes, under one prefix.
 
     jobops:outcome:<task URN>            JSON outcome, written once its callback was sent;
-                                         TTL: the task lifespan plus one day
+                                         TTL: the task lifespan plus one day. Only for a
+                                         well-formed task URN: anything else sent as one
+                                         goes under jobops:outcome:invalid:<sha256>
+    jobops:outcome:invalid:<sha256>      same, for a value sent as a task URN that is not
+                                         a well-formed one (<sha256>: hex digest of it)
     jobops:outcome:refused:<id>:<index>  same, for an element LinkedIn refused at posting
                                          time (no task URN exists); <id> is the
                                          verification id returned by the scheduler
@@ -14,6 +18,11 @@
                                          (the most recent operation wins); TTL: as above
     jobops:outcome:job:<digest>          the JOB_COMPLETE summary sent for one job of one
                                          operation (<digest>: of its task URNs)
+    jobops:scheduled:<verification id>   "registered" once an idempotent scheduling (one
+                                         with an idempotency key, or the
+                                         schedule_verification task) registered that
+                                         verification, "published" once it sent its
+                                         message; TTL: as the outcomes
     jobops:run:<verification id>:<round>
                                          "running:<id>" while one copy of that round's
                                          message (or a run settling it) runs (TTL:
@@ -43,7 +52,8 @@
                                          JOBOPS_STATUS_FRESH_SECONDS
     jobops:batch:<batch id>              hash of one BATCH callback: signature (JSON of the
                                          Celery signature), seq (counter of its sealed
-                                         batches, started at the clock in ms); <batch id>:
+                                         batches, started at the clock in ms), bytes (JSON
+                                         bytes of its open batch's outcomes); <batch id>:
                                          digest of the normalized spec (task, args, kwargs,
                                          options, batch_size, batch_seconds); TTL: as the
                                          outcomes, renewed by every append
@@ -80,6 +90,10 @@
     jobops:clock:offset_ms               test clock: milliseconds added to Redis time, read
                                          only when JOBOPS_ALLOW_CLOCK_OVERRIDE is set
 
+A verification id in a key is a task id, which whoever sends a task by name chooses: one
+that is not a canonical UUID (jobops' own and Celery's are) appears as sha256:<hex digest>
+instead, so no crafted id lands on another key (``jobops:pending:urns``, say).
+
 The rate and quota scripts build the quota key from Redis time, and the batch flush script
 builds batch keys from the ids it finds, so they assume one Redis server (not Redis
 Cluster). Celery's own keys (the broker queue, unacked messages) live
@@ -89,6 +103,9 @@ beside these in the same database; none of them starts with ``jobops:``.
 from __future__ import annotations
 
 import hashlib
+import re
+
+from jobops.urns import TASK_URN_PREFIX, is_task_urn
 
 PREFIX = "jobops:"
 TOKEN = f"{PREFIX}token"
@@ -109,10 +126,29 @@ DUE_OWNERS = f"{PREFIX}due:owners"
 BATCHES_OPEN = f"{PREFIX}batches:open"
 BATCHES_SEALED = f"{PREFIX}batches:sealed"
 BATCHES_SEALED_AT = f"{PREFIX}batches:sealed:at"
+# SCAN patterns: every task URN's outcome record, every pending round's arguments.
+URN_OUTCOMES_PATTERN = f"{PREFIX}outcome:{TASK_URN_PREFIX}*"
+PENDING_ARGS_PATTERN = f"{PREFIX}pending:*"
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _id_part(verification_id: str) -> str:
+    """A task id as it may appear in a key: a canonical UUID as it is, else hashed."""
+    if _UUID.fullmatch(verification_id):
+        return verification_id
+    return f"sha256:{_sha256(verification_id)}"
 
 
 def outcome_key(task_urn: str) -> str:
-    return f"{PREFIX}outcome:{task_urn}"
+    if is_task_urn(task_urn):
+        return f"{PREFIX}outcome:{task_urn}"
+    return f"{PREFIX}outcome:invalid:{_sha256(task_urn)}"
 
 
 def refused_outcome_key(verification_id: str, element_index: int) -> str:
@@ -136,12 +172,16 @@ def job_summary_key(task_urns: list[str]) -> str:
     return f"{PREFIX}outcome:job:{digest}"
 
 
+def scheduled_key(verification_id: str) -> str:
+    return f"{PREFIX}scheduled:{_id_part(verification_id)}"
+
+
 def run_key(verification_id: str, poll_round: int) -> str:
-    return f"{PREFIX}run:{verification_id}:{poll_round}"
+    return f"{PREFIX}run:{_id_part(verification_id)}:{poll_round}"
 
 
 def pending_args_key(verification_id: str) -> str:
-    return f"{PREFIX}pending:{verification_id}"
+    return f"{PREFIX}pending:{_id_part(verification_id)}"
 
 
 def status_key(task_urn: str) -> str:

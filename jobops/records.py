@@ -125,9 +125,8 @@ class Records:
     def with_context(self, key: str, value: str) -> list[dict[str, Any]]:
         """Recorded URN outcomes whose context has ``key`` equal to ``value`` (a scan)."""
         found = []
-        pattern = keys.outcome_key("urn:li:simpleJobPostingTask:*")
         batch: list[Any] = []
-        for name in self._store.scan_iter(match=pattern, count=1000):
+        for name in self._store.scan_iter(match=keys.URN_OUTCOMES_PATTERN, count=1000):
             batch.append(name)
             if len(batch) == 500:
                 found += self._matching(batch, key, value)

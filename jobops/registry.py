@@ -79,7 +79,7 @@ class PendingRegistry:
     def urns_with_context(self, key: str, value: str) -> set[str]:
         """Pending URNs of verifications whose context has ``key`` equal to ``value``."""
         urns: set[str] = set()
-        for name in self._store.scan_iter(match=keys.pending_args_key("*"), count=1000):
+        for name in self._store.scan_iter(match=keys.PENDING_ARGS_PATTERN, count=1000):
             if name == keys.PENDING_URNS.encode():
                 continue
             raw = self._store.get(name)

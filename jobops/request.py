@@ -3,13 +3,17 @@
 ``parse_request`` is used twice: at schedule time, strictly, so that bad input is
 refused before anything is enqueued; and by the task itself, leniently, so that a
 malformed URN sent by name becomes an INVALID outcome instead of poisoning its batch.
+Everything else that could fail later — a callback option Celery or kombu would choke
+on when the callback is sent, a size over a cap — is refused by both alike: at schedule
+time nothing is enqueued, in the task the message is rejected (never retried).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,8 +36,36 @@ BATCH_SECONDS = "batch_seconds"
 MAX_BATCH_SIZE = 10_000
 MAX_BATCH_SECONDS = 3_600.0
 _TASK_NAME = re.compile(r"[A-Za-z_][\w.:-]{0,199}")
+
+#: Task URNs in one request (a bigger one is split into tasks of URNS_PER_TASK).
 MAX_URNS_PER_REQUEST = 50_000
+#: Characters of any value sent as a task URN (a well-formed one has at most 128): a
+#: longer one rejects its message rather than being copied into an INVALID outcome.
+MAX_URN_VALUE_CHARS = 1_000
+#: Elements of one POST answer: LinkedIn answers at most 700 (100 jobs, 7 locations each).
+MAX_ANSWER_ELEMENTS = 1_000
+#: JSON bytes of the context, which travels in every message of the verification.
 MAX_CONTEXT_BYTES = 16_384
+#: Context bytes times task URNs: the context is copied into every outcome record, kept
+#: for the task lifespan.
+MAX_CONTEXT_COPIES_BYTES = 16 * 1024 * 1024
+#: JSON bytes of all callbacks together (names, args, kwargs, options): they travel in
+#: every message of the verification, and a callback's args in each callback sent.
+MAX_CALLBACKS_BYTES = 8_192
+#: JSON bytes of the outcomes of one BATCH batch: a batch is sealed when it would grow
+#: past this, whatever its batch_size (one outcome bigger than this goes alone).
+MAX_BATCH_BYTES = 1_048_576
+#: Characters of an idempotency key (hashed into verification ids, never a key itself).
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+
+# Signature keys jobops passes to Celery (``dict(my_task.s())`` has these).
+_SIGNATURE_KEYS = frozenset({"task", "args", "kwargs", "options", "subtask_type",
+                             "immutable", "chord_size", BATCH_SIZE, BATCH_SECONDS})
+_QUEUE_NAME = re.compile(r"[\w.:@-]{1,200}")
+# Names the Redis broker keeps its own state under, in the database jobops may share.
+_RESERVED_NAME_PREFIXES = ("jobops:", "_kombu")
+_RESERVED_NAMES = frozenset({"unacked", "unacked_index", "unacked_mutex"})
+MAX_PRIORITY = 255
 
 
 @dataclass(frozen=True)
@@ -79,28 +111,69 @@ def parse_operation(value: Any) -> Operation:
         raise InvalidRequest(f"operation must be one of {allowed}; got {value!r:.60}") from None
 
 
-def parse_timestamp(value: Any, default: float) -> float:
-    """Epoch seconds from an ISO 8601 text with a timezone (or a timezone-aware datetime)."""
-    if value is None:
-        return default
+def _iso_time(value: Any, what: str) -> float:
+    """Epoch seconds of an ISO 8601 text with a timezone (or a timezone-aware datetime)."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
             raise InvalidRequest(
-                f"requested_at must be ISO 8601 such as 2026-11-29T10:00:00+00:00; "
+                f"{what} must be an ISO 8601 time such as 2026-11-29T10:00:00+00:00; "
                 f"got {value!r:.60}"
             ) from None
     if not isinstance(value, datetime):
-        raise InvalidRequest(f"requested_at must be an ISO 8601 text; got {type(value).__name__}")
-    if value.tzinfo is None:
         raise InvalidRequest(
-            "requested_at needs a timezone, such as 2026-11-29T10:00:00+00:00"
+            f"{what} must be an ISO 8601 time such as 2026-11-29T10:00:00+00:00; "
+            f"got {type(value).__name__}"
         )
+    if value.tzinfo is None:
+        raise InvalidRequest(f"{what} needs a timezone, such as 2026-11-29T10:00:00+00:00")
     return value.timestamp()
 
 
-def parse_callbacks(value: Any) -> dict[str, Any]:
+def parse_timestamp(value: Any, default: float) -> float:
+    """Epoch seconds of ``requested_at``; ``default`` when it is not given."""
+    return default if value is None else _iso_time(value, "requested_at")
+
+
+def _number(value: Any) -> float | None:
+    """A finite real number as a float, else None (bools are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def parse_countdown(value: Any, what: str, max_seconds: float | None) -> float:
+    """Seconds from 0 to ``max_seconds`` (half the broker's visibility timeout: a longer
+    countdown runs the task twice)."""
+    seconds = _number(value)
+    if seconds is None:
+        raise InvalidRequest(f"{what} must be a number of seconds; got {value!r:.40}")
+    if seconds < 0:
+        raise InvalidRequest(f"{what} must be at least 0; got {value!r:.40}")
+    if max_seconds is not None and seconds > max_seconds:
+        raise InvalidRequest(
+            f"{what} must be at most {max_seconds:g} (half of "
+            f"JOBOPS_VISIBILITY_TIMEOUT_SECONDS); got {value!r:.40}"
+        )
+    return seconds
+
+
+def parse_idempotency_key(value: Any) -> str | None:
+    """A caller's name for one request: the same key schedules it once."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_IDEMPOTENCY_KEY_CHARS:
+        raise InvalidRequest(
+            f"idempotency_key must be a text of 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters "
+            f"(a message or batch id of yours); got {value!r:.40}"
+        )
+    return value
+
+
+def parse_callbacks(value: Any, now: float, max_countdown_seconds: float | None
+                    ) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -114,31 +187,146 @@ def parse_callbacks(value: Any) -> dict[str, Any]:
             raise InvalidRequest(
                 f"callbacks key {key!r:.40} is not one of {', '.join(sorted(CALLBACK_KEYS))}"
             )
-        parsed[key] = _check_callback(key, spec)
+        parsed[key] = _check_callback(key, spec, now, max_countdown_seconds)
+    size = _check_json("callbacks", parsed)
+    if size > MAX_CALLBACKS_BYTES:
+        raise InvalidRequest(
+            f"callbacks are {size} bytes as JSON, more than MAX_CALLBACKS_BYTES "
+            f"({MAX_CALLBACKS_BYTES}); pass ids in args, not documents"
+        )
     return parsed
 
 
-def _check_callback(key: str, spec: Any) -> Any:
+def _check_callback(key: str, spec: Any, now: float, max_countdown_seconds: float | None
+                    ) -> Any:
     if isinstance(spec, str):
         if not _TASK_NAME.fullmatch(spec):
             raise InvalidRequest(f"callbacks[{key}] {spec!r:.60} is not a task name")
         return spec
-    if isinstance(spec, Mapping):
-        task = spec.get("task")
-        if not isinstance(task, str) or not _TASK_NAME.fullmatch(task):
+    if not isinstance(spec, Mapping):
+        raise InvalidRequest(
+            f"callbacks[{key}] must be a task name or a signature; got {type(spec).__name__}"
+        )
+    _check_signature(key, spec)
+    _check_batch_limits(key, spec)
+    _check_options(f"callbacks[{key}].options", spec.get("options") or {}, now,
+                   max_countdown_seconds)
+    _check_json(f"callbacks[{key}]", dict(spec))
+    return dict(spec)
+
+
+def _check_signature(key: str, spec: Mapping[str, Any]) -> None:
+    """One task's signature, as ``dict(my_task.s(...))`` gives it."""
+    task = spec.get("task")
+    if not isinstance(task, str) or not _TASK_NAME.fullmatch(task):
+        raise InvalidRequest(
+            f"callbacks[{key}] is a mapping without a valid 'task' name; pass a task name "
+            "or a signature such as my_task.s().set(queue='pipeline')"
+        )
+    for part in spec:
+        if part not in _SIGNATURE_KEYS:
             raise InvalidRequest(
-                f"callbacks[{key}] is a mapping without a valid 'task' name; pass a task name "
-                "or a signature such as my_task.s().set(queue='pipeline')"
+                f"callbacks[{key}].{str(part):.40} is not part of a signature; use "
+                f"{', '.join(sorted(_SIGNATURE_KEYS))}"
             )
-        for part, kind in (("args", (list, tuple)), ("kwargs", Mapping), ("options", Mapping)):
-            if spec.get(part) is not None and not isinstance(spec[part], kind):
-                raise InvalidRequest(f"callbacks[{key}].{part} has the wrong type")
-        _check_batch_limits(key, spec)
-        _check_json(f"callbacks[{key}]", dict(spec))
-        return dict(spec)
-    raise InvalidRequest(
-        f"callbacks[{key}] must be a task name or a signature; got {type(spec).__name__}"
-    )
+    for part, kind in (("args", (list, tuple)), ("kwargs", Mapping), ("options", Mapping)):
+        if spec.get(part) is not None and not isinstance(spec[part], kind):
+            raise InvalidRequest(f"callbacks[{key}].{part} has the wrong type")
+    if spec.get("subtask_type") is not None or spec.get("chord_size") is not None:
+        raise InvalidRequest(
+            f"callbacks[{key}].subtask_type must be null and chord_size absent: a callback "
+            "is one task, not a chain, group or chord; start those from your callback task"
+        )
+    if not isinstance(spec.get("immutable", False), bool):
+        raise InvalidRequest(f"callbacks[{key}].immutable must be true or false")
+
+
+def _check_options(what: str, options: Mapping[str, Any], now: float,
+                   max_countdown_seconds: float | None) -> None:
+    """Refuse what Celery or kombu would raise on when the callback is sent, later."""
+    for name, value in options.items():
+        check = _OPTION_CHECKS.get(name)
+        if check is None:
+            raise InvalidRequest(
+                f"{what}.{str(name):.40} is not supported; a callback may set "
+                f"{', '.join(sorted(_OPTION_CHECKS))}"
+            )
+        check(f"{what}.{name}", value, now, max_countdown_seconds)
+
+
+def _check_seconds(what: str, value: Any, now: float, max_seconds: float | None) -> None:
+    seconds = _number(value)
+    if seconds is None or seconds <= 0:
+        raise InvalidRequest(f"{what} must be a number of seconds above 0; got {value!r:.40}")
+
+
+def _check_countdown(what: str, value: Any, now: float, max_seconds: float | None) -> None:
+    parse_countdown(value, what, max_seconds)
+
+
+def _check_eta(what: str, value: Any, now: float, max_seconds: float | None) -> None:
+    eta = _iso_time(value, what)
+    if max_seconds is not None and eta - now > max_seconds:
+        raise InvalidRequest(
+            f"{what} must be at most {max_seconds:g} s from now (half of "
+            f"JOBOPS_VISIBILITY_TIMEOUT_SECONDS); got {value!r:.40}"
+        )
+
+
+def _check_expires(what: str, value: Any, now: float, max_seconds: float | None) -> None:
+    if isinstance(value, str):
+        _iso_time(value, what)
+        return
+    seconds = _number(value)
+    if seconds is None or seconds < 0:
+        raise InvalidRequest(
+            f"{what} must be seconds from sending (0 or more) or an ISO 8601 time with a "
+            f"timezone; got {value!r:.40}"
+        )
+
+
+def _check_priority(what: str, value: Any, now: float, max_seconds: float | None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PRIORITY:
+        raise InvalidRequest(
+            f"{what} must be a whole number from 0 to {MAX_PRIORITY}; got {value!r:.40}"
+        )
+
+
+def _check_headers(what: str, value: Any, now: float, max_seconds: float | None) -> None:
+    if not isinstance(value, Mapping):
+        raise InvalidRequest(f"{what} must be a JSON object")
+
+
+def _check_flag(what: str, value: Any, now: float, max_seconds: float | None) -> None:
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"{what} must be true or false")
+
+
+def _check_name(what: str, value: Any, now: float, max_seconds: float | None) -> None:
+    """A queue, exchange or routing key name: on the Redis broker, a queue is a key."""
+    if not isinstance(value, str) or not _QUEUE_NAME.fullmatch(value):
+        raise InvalidRequest(
+            f"{what} must be a queue name of 1 to 200 letters, digits and . : @ - _; "
+            f"got {value!r:.40}"
+        )
+    if value.startswith(_RESERVED_NAME_PREFIXES):
+        raise InvalidRequest(
+            f"{what} may not start with {' or '.join(map(repr, _RESERVED_NAME_PREFIXES))}: "
+            "those names are jobops' and the broker's own keys"
+        )
+    if value in _RESERVED_NAMES:
+        raise InvalidRequest(f"{what} {value!r} is Celery's own (the broker's unacked "
+                             "messages); pick another name")
+
+
+# The options a callback may set, each with its check; any other is refused: it would
+# change how jobops publishes (task_id, serializer, link…) or fail only at sending.
+_OPTION_CHECKS: dict[str, Callable[[str, Any, float, float | None], None]] = {
+    "queue": _check_name, "exchange": _check_name, "routing_key": _check_name,
+    "time_limit": _check_seconds, "soft_time_limit": _check_seconds,
+    "countdown": _check_countdown, "eta": _check_eta, "expires": _check_expires,
+    "priority": _check_priority, "headers": _check_headers, "ignore_result": _check_flag,
+}
 
 
 def _check_batch_limits(key: str, spec: Mapping[str, Any]) -> None:
@@ -179,10 +367,20 @@ def parse_context(value: Any) -> dict[str, Any]:
     size = _check_json("context", dict(value))
     if size > MAX_CONTEXT_BYTES:
         raise InvalidRequest(
-            f"context is {size} bytes as JSON, more than {MAX_CONTEXT_BYTES}; keep ids in "
-            "it, not documents"
+            f"context is {size} bytes as JSON, more than MAX_CONTEXT_BYTES "
+            f"({MAX_CONTEXT_BYTES}); keep ids in it, not documents"
         )
     return dict(value)
+
+
+def _check_context_copies(context: Mapping[str, Any], urns: int) -> None:
+    copies = len(json.dumps(dict(context))) * urns
+    if copies > MAX_CONTEXT_COPIES_BYTES:
+        raise InvalidRequest(
+            f"the context is copied into the outcome of each of {urns} task URNs: {copies} "
+            f"bytes, more than MAX_CONTEXT_COPIES_BYTES ({MAX_CONTEXT_COPIES_BYTES}); keep "
+            "ids in it, or split the request"
+        )
 
 
 def parse_urns(value: Any, *, strict: bool) -> tuple[str, ...]:
@@ -194,6 +392,13 @@ def parse_urns(value: Any, *, strict: bool) -> tuple[str, ...]:
         raise InvalidRequest(
             f"{len(value)} task URNs in one request; at most {MAX_URNS_PER_REQUEST} — split "
             "the request"
+        )
+    longest = max(len(urn) if isinstance(urn, str) else len(str(urn)[:MAX_URN_VALUE_CHARS + 1])
+                  for urn in value)
+    if not strict and longest > MAX_URN_VALUE_CHARS:
+        raise InvalidRequest(
+            f"task_urns holds a value of more than MAX_URN_VALUE_CHARS ({MAX_URN_VALUE_CHARS}) "
+            "characters; a task URN has at most 128"
         )
     if strict:
         bad = [describe_invalid(urn) for urn in value if not is_task_urn(urn)]
@@ -207,28 +412,49 @@ def parse_urns(value: Any, *, strict: bool) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(urn) if not isinstance(urn, str) else urn for urn in value))
 
 
-def parse_request(kwargs: Mapping[str, Any], *, now: float, strict: bool) -> VerificationRequest:
-    """Check every argument; raises InvalidRequest naming the first thing to fix."""
-    poll_round = kwargs.get("poll_round", 0)
-    if not isinstance(poll_round, int) or poll_round < 0:
-        raise InvalidRequest("poll_round must be a non-negative integer")
-    tally = kwargs.get("tally") or {}
+def _parse_tally(value: Any) -> dict[str, int]:
+    tally = value or {}
     if not isinstance(tally, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, int) for k, v in tally.items()):
+            k in OUTCOME_STATUSES and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+            for k, v in tally.items()):
         raise InvalidRequest("tally must map outcome statuses to counts")
-    jobs = kwargs.get("jobs") or {}
+    return dict(tally)
+
+
+def _parse_jobs(value: Any) -> dict[str, list[str]]:
+    """Jobs not yet complete, with their task URNs: jobops' own, so well-formed only."""
+    jobs = value or {}
     if not isinstance(jobs, Mapping) or not all(
-            isinstance(urns, list) for urns in jobs.values()):
-        raise InvalidRequest("jobs must map externalJobPostingIds to task URN lists")
+            isinstance(job, str) and isinstance(urns, list) and all(map(is_task_urn, urns))
+            for job, urns in jobs.items()):
+        raise InvalidRequest("jobs must map externalJobPostingIds to lists of task URNs")
+    if sum(len(urns) for urns in jobs.values()) > MAX_URNS_PER_REQUEST:
+        raise InvalidRequest(f"jobs lists more than {MAX_URNS_PER_REQUEST} task URNs")
+    return {job: list(urns) for job, urns in jobs.items()}
+
+
+def parse_request(kwargs: Mapping[str, Any], *, now: float, strict: bool,
+                  max_countdown_seconds: float | None = None) -> VerificationRequest:
+    """Check every argument; raises InvalidRequest naming the first thing to fix.
+
+    ``max_countdown_seconds``: the longest countdown a callback may ask for (half the
+    broker's visibility timeout); None checks only that it is a number of seconds.
+    """
+    poll_round = kwargs.get("poll_round", 0)
+    if isinstance(poll_round, bool) or not isinstance(poll_round, int) or poll_round < 0:
+        raise InvalidRequest("poll_round must be a non-negative integer")
+    task_urns = parse_urns(kwargs.get("task_urns"), strict=strict)
+    context = parse_context(kwargs.get("context"))
+    _check_context_copies(context, len(task_urns))
     return VerificationRequest(
-        task_urns=parse_urns(kwargs.get("task_urns"), strict=strict),
+        task_urns=task_urns,
         operation=parse_operation(kwargs.get("operation")),
-        callbacks=parse_callbacks(kwargs.get("callbacks")),
-        context=parse_context(kwargs.get("context")),
+        callbacks=parse_callbacks(kwargs.get("callbacks"), now, max_countdown_seconds),
+        context=context,
         requested_at=parse_timestamp(kwargs.get("requested_at"), default=now),
         poll_round=poll_round,
-        tally=dict(tally),
-        jobs={str(job): list(urns) for job, urns in jobs.items()},
+        tally=_parse_tally(kwargs.get("tally")),
+        jobs=_parse_jobs(kwargs.get("jobs")),
     )
 
 

@@ -54,3 +54,20 @@ def next_check_seconds(wait_seconds: float, now: float, deadline: float) -> floa
     if remaining <= 0:
         return None
     return min(wait_seconds, remaining)
+
+
+#: Share of the broker's visibility timeout one countdown may take: Redis delivers a
+#: message again once it has been unacknowledged that long, so a longer countdown runs
+#: its task twice.
+COUNTDOWN_SHARE_OF_VISIBILITY = 0.5
+
+
+def max_countdown_seconds(visibility_timeout_seconds: float) -> float:
+    """The longest countdown jobops publishes or accepts."""
+    return visibility_timeout_seconds * COUNTDOWN_SHARE_OF_VISIBILITY
+
+
+def capped_countdown(seconds: float, max_seconds: float) -> float:
+    """A wait as a countdown: never negative, never past ``max_seconds`` (a longer wait is
+    taken in steps: the task runs early, finds nothing to do yet and waits again)."""
+    return min(max(seconds, 0.0), max_seconds)

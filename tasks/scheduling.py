@@ -1,7 +1,14 @@
 """Scheduling verifications: from a POST answer or from a list of task URNs.
 
-Everything is checked before anything is sent: a malformed URN, operation, callback or
-context raises :class:`jobops.errors.InvalidRequest` and nothing is enqueued.
+Everything is checked before anything is sent: a malformed URN, operation, callback,
+context or countdown raises :class:`jobops.errors.InvalidRequest` and nothing is enqueued.
+
+Scheduling can be idempotent: given an idempotency key (the ``schedule_verification``
+task always uses its own task id), verification ids and the callback ids of elements
+refused at posting time derive from it, and each verification is registered once
+(``jobops:scheduled:<id>``). Run again — a message handed back after its worker died —
+it sends nothing new; if the first run died between registering and publishing, it
+publishes the message, with the same task id (the round's lease runs two copies once).
 """
 
 from __future__ import annotations
@@ -10,43 +17,117 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from celery import Task
+from redis.exceptions import WatchError
+
 from jobops.errors import InvalidRequest
-from jobops.keys import refused_outcome_key
+from jobops.keys import refused_outcome_key, scheduled_key
 from jobops.outcomes import Operation, Status, build_outcome
-from jobops.request import BATCH_CALLBACK, VerificationRequest, describe, parse_request
+from jobops.request import (
+    BATCH_CALLBACK,
+    MAX_ANSWER_ELEMENTS,
+    VerificationRequest,
+    describe,
+    parse_countdown,
+    parse_idempotency_key,
+    parse_request,
+)
+from jobops.retry import max_countdown_seconds
 from tasks.callbacks import deliver, outcome_callback
 from workers import app
-from workers.runtime import runtime
+from workers.runtime import Runtime, runtime
 
 VERIFY_TASK = "jobops.verify_job_operation"
 # URNs per verify_job_operation message: a big request becomes several tasks, so no one
 # message or run grows without bound (a POST answer, at most 700 URNs, is never split).
 URNS_PER_TASK = 1_000
+# Characters of LinkedIn's message kept in the outcome of an element refused at posting.
+MAX_REFUSED_MESSAGE_CHARS = 2_000
+_NAMESPACE = uuid.UUID("0d6c7b1e-5a2f-4d8e-9c3b-7e1f2a4b6c8d")
+# jobops:scheduled:<id>: registered (maybe not yet published), then published.
+REGISTERED = "registered"
+PUBLISHED = "published"
 
 
-def _send(request: VerificationRequest, countdown_seconds: float | None) -> list[str]:
+def verification_id(idempotency_key: str | None, index: int) -> str:
+    """The id of a request's ``index``-th verification: derived from its idempotency key,
+    so running the request again names the same verifications; else a fresh one."""
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(_NAMESPACE, f"{index}:{idempotency_key}"))
+
+
+def _register(rt: Runtime, verification_id: str, kwargs: dict[str, Any], due_at: float,
+              once: bool) -> bool:
+    """Register a verification's first round; returns whether its message is to be sent.
+
+    With ``once``, only the first run registers, atomically with its marker; a later one
+    sends the message only if no run noted it as published.
+    """
+    if not once:
+        with rt.redis.pipeline(transaction=False) as pipe:
+            _queue_registration(rt, verification_id, kwargs, due_at, pipe)
+            pipe.execute()
+        return True
+    marker = scheduled_key(verification_id)
+    with rt.redis.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                pipe.watch(marker)
+                state = pipe.get(marker)
+                if state is not None:
+                    return state not in (PUBLISHED, PUBLISHED.encode())
+                pipe.multi()
+                pipe.set(marker, REGISTERED, ex=rt.records.ttl_seconds)
+                _queue_registration(rt, verification_id, kwargs, due_at, pipe)
+                pipe.execute()
+                return True
+            except WatchError:
+                continue  # another run registered it meanwhile: read what it wrote
+
+
+def _queue_registration(rt: Runtime, verification_id: str, kwargs: dict[str, Any],
+                        due_at: float, pipe: Any) -> None:
+    # Registered before publishing: a message lost in publishing is re-sent by the sweeper.
+    rt.pending.expect(verification_id, kwargs, due_at, pipe)
+    if rt.share is not None:
+        rt.share.expect(kwargs["task_urns"], due_at, verification_id, pipe)
+
+
+def _note_published(rt: Runtime, verification_id: str) -> None:
+    rt.redis.set(scheduled_key(verification_id), PUBLISHED, ex=rt.records.ttl_seconds)
+
+
+def _send(request: VerificationRequest, countdown: float, idempotency_key: str | None
+          ) -> list[str]:
     rt = runtime()
-    countdown = rt.settings.first_check_seconds if countdown_seconds is None \
-        else countdown_seconds
     urns = list(request.task_urns)
     ids = []
     with app.producer_or_acquire() as producer:
-        for start in range(0, len(urns), URNS_PER_TASK):
-            verification_id = str(uuid.uuid4())
+        for index, start in enumerate(range(0, len(urns), URNS_PER_TASK)):
+            own_id = verification_id(idempotency_key, index)
+            ids.append(own_id)
             kwargs = request.as_kwargs(urns[start:start + URNS_PER_TASK])
-            # Registered first: a message lost in publishing is re-sent by the sweeper.
-            with rt.redis.pipeline(transaction=False) as pipe:
-                due_at = rt.clock.now() + countdown
-                rt.pending.expect(verification_id, kwargs, due_at, pipe)
-                if rt.share is not None:
-                    rt.share.expect(kwargs["task_urns"], due_at,
-                                    verification_id, pipe)
-                pipe.execute()
+            if not _register(rt, own_id, kwargs, rt.clock.now() + countdown,
+                             once=idempotency_key is not None):
+                continue
             app.send_task(VERIFY_TASK, kwargs=kwargs, queue=rt.settings.queue,
-                          countdown=countdown, task_id=verification_id, producer=producer,
+                          countdown=countdown, task_id=own_id, producer=producer,
                           kwargsrepr=describe(kwargs))
-            ids.append(verification_id)
+            if idempotency_key is not None:
+                _note_published(rt, own_id)
     return ids
+
+
+def _checked(kwargs: dict[str, Any], countdown_seconds: Any, idempotency_key: Any, now: float
+             ) -> tuple[VerificationRequest, float, str | None]:
+    """The request, its first countdown and its idempotency key, all checked."""
+    max_seconds = max_countdown_seconds(runtime().settings.visibility_timeout_seconds)
+    countdown = runtime().settings.first_check_seconds if countdown_seconds is None \
+        else parse_countdown(countdown_seconds, "countdown_seconds", max_seconds)
+    key = parse_idempotency_key(idempotency_key)
+    request = parse_request(kwargs, now=now, strict=True, max_countdown_seconds=max_seconds)
+    return request, countdown, key
 
 
 def verify_urns(
@@ -57,20 +138,18 @@ def verify_urns(
     requested_at: str | None = None,
     *,
     countdown_seconds: float | None = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Schedule ``verify_job_operation`` for ``task_urns``; returns its id and counts."""
-    request = parse_request(
-        {
-            "task_urns": task_urns,
-            "operation": operation,
-            "callbacks": callbacks,
-            "context": context,
-            "requested_at": requested_at,
-        },
-        now=runtime().clock.now(),
-        strict=True,
-    )
-    ids = _send(request, countdown_seconds)
+    """Schedule ``verify_job_operation`` for ``task_urns``; returns its id and counts.
+
+    ``idempotency_key``: a name of yours for this request; called again with it, the same
+    ids come back and nothing new is scheduled.
+    """
+    request, countdown, key = _checked(
+        {"task_urns": task_urns, "operation": operation, "callbacks": callbacks,
+         "context": context, "requested_at": requested_at},
+        countdown_seconds, idempotency_key, runtime().clock.now())
+    ids = _send(request, countdown, key)
     return {"verification_id": ids[0], "verification_ids": ids,
             "task_urns": len(request.task_urns), "refused": 0}
 
@@ -81,6 +160,11 @@ def split_post_answer(answer: Any) -> tuple[list[str], list[tuple[int, dict[str,
         raise InvalidRequest(
             "expected the JSON answer of POST /v2/simpleJobPostings: "
             '{"elements": [{"id": "urn:li:simpleJobPostingTask:…", "status": 202}, …]}'
+        )
+    if len(answer["elements"]) > MAX_ANSWER_ELEMENTS:
+        raise InvalidRequest(
+            f"the POST answer has {len(answer['elements'])} elements, more than "
+            f"MAX_ANSWER_ELEMENTS ({MAX_ANSWER_ELEMENTS}); LinkedIn answers at most 700"
         )
     urns: list[str] = []
     refused: list[tuple[int, dict[str, Any]]] = []
@@ -104,7 +188,7 @@ def split_post_answer(answer: Any) -> tuple[list[str], list[tuple[int, dict[str,
 def _refused_message(element: Mapping[str, Any]) -> str:
     error = element.get("error")
     if isinstance(error, Mapping) and error.get("message"):
-        return str(error["message"])
+        return str(error["message"])[:MAX_REFUSED_MESSAGE_CHARS]
     return f"refused at posting time with HTTP {element.get('status')}"
 
 
@@ -116,58 +200,71 @@ def schedule_from_answer(
     requested_at: str | None = None,
     *,
     countdown_seconds: float | None = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
-    """Verify a POST answer: refused elements get FAILED outcomes now, the rest are polled."""
+    """Verify a POST answer: refused elements get FAILED outcomes now, the rest are polled.
+
+    ``idempotency_key``: as for :func:`verify_urns`; refused elements' callbacks keep
+    their task ids too.
+    """
     urns, refused = split_post_answer(post_answer)
     now = runtime().clock.now()
     # Checked in full before any outcome is sent, with a placeholder URN when none exist.
-    request = parse_request(
-        {
-            "task_urns": urns or ["urn:li:simpleJobPostingTask:none"],
-            "operation": operation,
-            "callbacks": callbacks,
-            "context": context,
-            "requested_at": requested_at,
-        },
-        now=now,
-        strict=True,
-    )
-    ids = _send(request, countdown_seconds) if urns else [str(uuid.uuid4())]
-    verification_id = ids[0]
+    request, countdown, key = _checked(
+        {"task_urns": urns or ["urn:li:simpleJobPostingTask:none"], "operation": operation,
+         "callbacks": callbacks, "context": context, "requested_at": requested_at},
+        countdown_seconds, idempotency_key, now)
+    ids = _send(request, countdown, key) if urns else [verification_id(key, 0)]
     if refused:
-        rt = runtime()
-        outcomes = []
-        for index, element in refused:
-            outcome = build_outcome(
-                task_urn=None,
-                status=Status.FAILED,
-                operation=Operation(request.operation),
-                context=dict(request.context),
-                requested_at=request.requested_at,
-                decided_at=now,
-                error_message=_refused_message(element),
-            )
-            outcome["element_index"] = index
-            outcomes.append((refused_outcome_key(verification_id, index), outcome))
-        deliver(app, rt, [(key, o, outcome_callback(request.callbacks, o["status"]))
-                          for key, o in outcomes],
-                batch=request.callbacks.get(BATCH_CALLBACK))
-        rt.metrics.flush(rt.redis, force=True)
+        _deliver_refused(request, ids[0], refused, now)
     return {
-        "verification_id": verification_id,
+        "verification_id": ids[0],
         "verification_ids": ids,
         "task_urns": len(urns),
         "refused": len(refused),
     }
 
 
-@app.task(name="jobops.schedule_verification")
+def _deliver_refused(request: VerificationRequest, own_id: str,
+                     refused: list[tuple[int, dict[str, Any]]], now: float) -> None:
+    """FAILED outcomes of elements refused at posting, recorded under ``own_id``: a second
+    run finds them delivered."""
+    rt = runtime()
+    outcomes = []
+    for index, element in refused:
+        outcome = build_outcome(
+            task_urn=None,
+            status=Status.FAILED,
+            operation=Operation(request.operation),
+            context=dict(request.context),
+            requested_at=request.requested_at,
+            decided_at=now,
+            error_message=_refused_message(element),
+        )
+        outcome["element_index"] = index
+        outcomes.append((refused_outcome_key(own_id, index), outcome))
+    deliver(app, rt, [(key, o, outcome_callback(request.callbacks, o["status"]))
+                      for key, o in outcomes],
+            batch=request.callbacks.get(BATCH_CALLBACK))
+    rt.metrics.flush(rt.redis, force=True)
+
+
+@app.task(bind=True, name="jobops.schedule_verification", throws=(InvalidRequest,))
 def schedule_verification(
+    self: Task,
     post_answer: Any,
     operation: str,
     callbacks: Mapping[str, Any] | None = None,
     context: Mapping[str, Any] | None = None,
     requested_at: str | None = None,
+    countdown_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """Chain after a posting task: ``post_jobs.s(jobs) | schedule_verification.s(...)``."""
-    return schedule_from_answer(post_answer, operation, callbacks, context, requested_at)
+    """Chain after a posting task: ``post_jobs.s(jobs) | schedule_verification.s(...)``.
+
+    Idempotent: a message run twice (handed back when its worker died) schedules once,
+    as its task id is the idempotency key. Bad input fails it with InvalidRequest, and
+    nothing is enqueued.
+    """
+    return schedule_from_answer(post_answer, operation, callbacks, context, requested_at,
+                                countdown_seconds=countdown_seconds,
+                                idempotency_key=self.request.id)

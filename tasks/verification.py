@@ -29,7 +29,7 @@ from jobops.request import (
     describe,
     parse_request,
 )
-from jobops.retry import backoff_seconds
+from jobops.retry import backoff_seconds, capped_countdown, max_countdown_seconds
 from jobops.stuck import error_text
 from jobops.urns import is_task_urn
 from jobops.verification import RunResult, expire_unchecked, past_last_check, run_once
@@ -76,12 +76,16 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
            reason: Exception, finished_round: int | None = None) -> NoReturn:
     """Schedule the next run; if that cannot be published, hand the message back.
 
-    Celery answers a retry it cannot publish with Reject(requeue=False), which drops the
+    Every wait goes out as a countdown of at most half the visibility timeout (a longer
+    one would run twice); a longer wait, a lease's say, is taken in steps. Celery
+    answers a retry it cannot publish with Reject(requeue=False), which drops the
     verification; requeueing the message being run keeps it (it is idempotent). Once the
     next round is published, ``finished_round`` is marked done.
     """
+    rt = runtime()
+    countdown_seconds = capped_countdown(
+        countdown_seconds, max_countdown_seconds(rt.settings.visibility_timeout_seconds))
     if finished_round is not None:
-        rt = runtime()
         rt.pending.expect(task.request.id, kwargs, rt.clock.now() + countdown_seconds)
     try:
         scheduled = task.retry(kwargs=kwargs, countdown=countdown_seconds, exc=reason,
@@ -91,7 +95,7 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
                   task.request.id, rejected.reason)
         raise Reject(rejected.reason, requeue=True) from None
     if finished_round is not None:
-        runtime().leases.finish(task.request.id, finished_round)
+        rt.leases.finish(task.request.id, finished_round)
     raise scheduled
 
 
@@ -160,7 +164,8 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
     try:
         if args:
             raise InvalidRequest("verify_job_operation takes keyword arguments only")
-        request = parse_request(kwargs, now=now, strict=False)
+        request = parse_request(kwargs, now=now, strict=False,
+                                max_countdown_seconds=_max_countdown_seconds())
     except InvalidRequest as error:
         # A poison message: retrying cannot fix it, so it is logged and dropped.
         log.error("verification %s rejected: %s", task.request.id, error)
@@ -196,11 +201,15 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
         raise
 
 
+def _max_countdown_seconds() -> float:
+    return max_countdown_seconds(runtime().settings.visibility_timeout_seconds)
+
+
 def _reads(rt: Runtime, request: VerificationRequest) -> list[str]:
     """Keys every run reads, fetched with its claim: outcome records, shared statuses."""
     reads = [outcome_key(urn) for urn in request.task_urns]
     if rt.share is not None:
-        reads += [status_key(urn) for urn in request.task_urns]
+        reads += [status_key(urn) for urn in request.task_urns if is_task_urn(urn)]
     return reads
 
 
@@ -263,7 +272,8 @@ def _owned_requests(rt: Runtime, ids: list[str], owners: Mapping[str, str], now:
         if kwargs is None:
             continue
         try:
-            request = parse_request(kwargs, now=now, strict=False)
+            request = parse_request(kwargs, now=now, strict=False,
+                                    max_countdown_seconds=_max_countdown_seconds())
         except InvalidRequest:
             continue  # a poison message; its own run logs and drops it
         askable = [u for u in request.task_urns if is_task_urn(u)]

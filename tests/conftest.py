@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import redis
 import requests
+from celery.signals import before_task_publish
 
 from jobops.processes import free_port, redis_answers, start_worker, stop, wait_ready
 from sandbox import SandboxConfig, SandboxServer, SandboxState
@@ -141,6 +142,21 @@ class Recorder:
         return self.outcomes()
 
 
+def wait_for_line(log_path: Path, text: str, count: int = 1, timeout_seconds: float = 20
+                  ) -> list[str]:
+    """The first ``count`` lines of a worker's log holding ``text``, once there are as many."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        found = [line for line in log_path.read_text(errors="replace").splitlines()
+                 if text in line]
+        if len(found) >= count:
+            return found[:count]
+        if time.monotonic() > deadline:
+            pytest.fail(f"{len(found)} of {count} lines with {text!r} in {log_path.name} "
+                        f"after {timeout_seconds} s")
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def recorder(store: redis.Redis, request: pytest.FixtureRequest) -> Recorder:
     return Recorder(store, f"{request.node.name}-{uuid.uuid4().hex[:6]}")
@@ -193,6 +209,33 @@ def redis_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
     yield start
     for process in started:
         stop(process)
+
+
+@pytest.fixture
+def published() -> Iterator[list[str]]:
+    """Names of the tasks this process publishes while the test runs."""
+    names: list[str] = []
+
+    def record(sender: str | None = None, **_: Any) -> None:
+        names.append(str(sender))
+
+    before_task_publish.connect(record, weak=False)
+    yield names
+    before_task_publish.disconnect(record)
+
+
+@pytest.fixture
+def published_ids() -> Iterator[list[tuple[str, str]]]:
+    """(task name, task id) of each message this process publishes while the test runs."""
+    sent: list[tuple[str, str]] = []
+
+    def record(sender: str | None = None, headers: dict[str, Any] | None = None,
+               **_: Any) -> None:
+        sent.append((str(sender), str((headers or {}).get("id"))))
+
+    before_task_publish.connect(record, weak=False)
+    yield sent
+    before_task_publish.disconnect(record)
 
 
 FLOWER_AUTH = ("ops", "flower-test-password")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import threading
@@ -15,6 +16,7 @@ import redis
 
 from jobops import keys
 from jobops.batches import BatchSpec
+from jobops.request import MAX_BATCH_BYTES, MAX_BATCH_SIZE
 from sandbox import SandboxState
 from tasks.callbacks import batch_task_id, callback_task_id, publish_batches
 from tasks.scheduling import schedule_from_answer, verify_urns
@@ -162,3 +164,21 @@ def test_concurrent_appends_and_flushes_seal_each_outcome_once(recorder: Recorde
     batches = recorder.batches()
     assert len({b["task_id"] for b in batches}) == len(batches)
     assert max(b["size"] for b in batches) <= 7
+
+
+def test_a_batch_is_sealed_by_bytes_as_well_as_by_count(recorder: Recorder) -> None:
+    rt = runtime()
+    spec = rt.batches.spec(recorder.batch_callback(batch_size=MAX_BATCH_SIZE, batch_seconds=1))
+    items = []
+    for index in range(1_500):
+        key, outcome = fake_outcome(recorder, index)
+        items.append((key, {**outcome, "error_message": "x" * 1_000}))
+    sealed = rt.batches.append(spec, items)
+    assert sealed, "1,500 outcomes of 1 KB each filled no batch of at most 1 MiB"
+    for batch in rt.batches.sealed(sealed):
+        assert sum(len(json.dumps(o)) for o in batch.outcomes) <= MAX_BATCH_BYTES
+    publish_batches(app, rt, sealed)
+    outcomes = recorder.wait(1_500, timeout_seconds=20)
+    assert_each_once(outcomes, [o["task_urn"] for _, o in items])
+    smallest = min(len(json.dumps(o)) for _, o in items)
+    assert max(b["size"] for b in recorder.batches()) <= MAX_BATCH_BYTES // smallest

@@ -86,3 +86,16 @@ def test_watch_a_context_tag_across_operations(sandbox: SandboxState) -> None:
     assert sorted(o["task_urn"] for o in json.loads(watched.stdout)["outcomes"]) == sorted(urns)
     unknown = jobops("watch", "--context-tag", "tag=never-used")
     assert unknown.returncode == 2 and "no verification has context" in unknown.stderr
+
+
+@pytest.mark.parametrize(("countdown", "fragment"), [
+    ("-5", "countdown_seconds must be at least 0"),
+    ("1e9", "countdown_seconds must be at most 3600"),
+    ("nan", "countdown_seconds must be a number"),
+])
+def test_a_countdown_outside_half_the_visibility_timeout_exits_2(countdown: str,
+                                                                  fragment: str) -> None:
+    bad = jobops("schedule", "--operation", "CREATE", "--countdown-seconds", countdown,
+                 "urn:li:simpleJobPostingTask:07ae37ab-2216-4d0f-97a0-53a516681c8f")
+    assert bad.returncode == 2, bad.stdout
+    assert fragment in bad.stderr
