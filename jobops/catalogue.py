@@ -195,11 +195,7 @@ def unchecked_entry(lifespan_days: float, error: str) -> ErrorEntry:
 
 def gone_entry(lifespan_days: float, reason: str) -> ErrorEntry:
     """The entry of an EXPIRED outcome LinkedIn no longer knows once its id ran out."""
-    return {
-        "code": "STILL_IN_PROGRESS_AT_EXPIRY",
-        "field": None,
-        "message": f"still IN_PROGRESS when last seen; LinkedIn no longer knows the task "
-        f"{lifespan_days:g} days after the operation: {reason}",
-        "resolution": "LinkedIn never decided this task: check the job on LinkedIn and send "
-        "the operation again if it is not live.",
-    }
+    entry = expired_entry(lifespan_days)
+    entry["message"] = (f"still IN_PROGRESS when last seen; LinkedIn no longer knows the task "
+                        f"{lifespan_days:g} days after the operation: {reason}")
+    return entry

@@ -53,6 +53,15 @@ def limits() -> dict[str, Any]:
     return json.loads(done.stdout)["limits"]
 
 
+def pause_shown() -> dict[str, Any]:
+    """`jobops limits --json` once it shows a fleet-wide pause."""
+    deadline = time.monotonic() + 5
+    while (shown := limits())["pause"] is None:
+        assert time.monotonic() < deadline, "jobops limits never showed the pause"
+        time.sleep(0.1)
+    return shown
+
+
 def pauses(store: redis.Redis, reason: str) -> int:
     return int(float(store.hget(keys.METRICS, f'jobops_pauses_total{{reason="{reason}"}}')
                      or 0))
@@ -96,10 +105,7 @@ def test_a_400_storm_pauses_the_fleet_and_no_urn_becomes_invalid(
     send(pipeline, recorder, urns, TEST_ENV["JOBOPS_QUEUE"])
 
     def watch() -> None:
-        deadline = time.monotonic() + 5
-        while (shown := limits())["pause"] is None:
-            assert time.monotonic() < deadline, "jobops limits never showed the pause"
-            time.sleep(0.1)
+        shown = pause_shown()
         assert shown["pause"]["reason"] == "request_refused"
         assert "X-RestLi-Protocol" in shown["pause"]["last_error"]
 
@@ -125,11 +131,7 @@ def test_a_refused_fresh_token_pauses_instead_of_churning_tokens(
     send(pipeline, recorder, urns, queue)
 
     def watch() -> None:
-        deadline = time.monotonic() + 5
-        while (shown := limits())["pause"] is None:
-            assert time.monotonic() < deadline, "jobops limits never showed the pause"
-            time.sleep(0.1)
-        assert shown["pause"]["reason"] == "token_refused"
+        assert pause_shown()["pause"]["reason"] == "token_refused"
 
     ride_out(sandbox, recorder, watch)
     token_requests = sandbox.token_requests - tokens_before
@@ -149,10 +151,7 @@ def test_a_short_throttle_is_not_taken_for_the_daily_limit(
     send(pipeline, recorder, urns, TEST_ENV["JOBOPS_QUEUE"])
 
     def watch() -> None:
-        deadline = time.monotonic() + 5
-        while (shown := limits())["pause"] is None:
-            assert time.monotonic() < deadline, "jobops limits never showed the pause"
-            time.sleep(0.1)
+        shown = pause_shown()
         assert shown["pause"]["reason"] == "throttled"
         assert shown["paused_for_seconds"] <= float(TEST_ENV["JOBOPS_PAUSE_MAX_SECONDS"])
 
