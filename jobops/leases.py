@@ -9,10 +9,19 @@ copy that finds the round done is dropped, one that finds it running comes back 
 lease would have run out (the holder may have died), so no copy is ever dropped while its
 round is unfinished. A run may also claim another verification's round and settle it
 (``claim_many``); that round is marked done by that run (``settled_by``).
+
+Leases are short (``JOBOPS_RUN_LEASE_SECONDS``, 12 s) and kept alive by their holder: a
+``LeaseKeeper`` thread in each process renews the leases its run holds, and the run renews
+them itself before each LinkedIn call and before it publishes anything. A process that
+dies stops renewing, so a redelivered copy of its round takes over within one lease.
+Renewing, finishing and releasing all compare the holder in one script: a run that lost
+its lease to another copy can neither finish nor overwrite that copy's round, and stops.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +31,9 @@ import redis
 from redis.client import Pipeline
 
 from jobops import keys
+from jobops.errors import JobopsError
+
+log = logging.getLogger(__name__)
 
 _DONE = "done"
 _SETTLED_BY = "done:by:"
@@ -45,6 +57,37 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: run keys. ARGV: lease ms, then one holder per key. Extends each lease its holder
+# still has; takes back one that ran out with nobody else on it (its process stalled, no
+# copy took over); returns the 1-based indexes of the leases another copy holds or
+# finished.
+_RENEW = """
+local lost = {}
+for i, key in ipairs(KEYS) do
+  local value = redis.call('GET', key)
+  if value == ARGV[i + 1] then
+    redis.call('PEXPIRE', key, ARGV[1])
+  elseif not value then
+    redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1])
+  else
+    table.insert(lost, i)
+  end
+end
+return lost
+"""
+
+# KEYS: run key. ARGV: holder, the done value, its TTL in seconds. Marks the round done
+# only for the copy that holds it; returns 1 if it did.
+_FINISH = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+class LeaseLost(JobopsError):
+    """Raised when another copy of a round holds or finished it: this run must stop."""
+
 
 def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
@@ -56,6 +99,8 @@ class RunLeases:
         self._lease_ms = int(lease_seconds * 1000)
         self._done_ttl_seconds = done_ttl_seconds
         self._release = store.register_script(_RELEASE)
+        self._renew = store.register_script(_RENEW)
+        self._finish = store.register_script(_FINISH)
 
     @staticmethod
     def new_holder() -> str:
@@ -110,13 +155,75 @@ class RunLeases:
         return [holder if ok else None
                 for holder, ok in zip(holders, granted, strict=True)], values
 
-    def finish(self, verification_id: str, poll_round: int, pipe: Pipeline | None = None,
-               settled_by: str | None = None) -> None:
-        """Mark the round done; ``settled_by``: the other verification whose run did it."""
+    def finish(self, verification_id: str, poll_round: int, holder: str,
+               pipe: Pipeline | None = None, settled_by: str | None = None) -> None:
+        """Mark the round done if ``holder`` still holds it; ``settled_by``: the other
+        verification whose run did it."""
         value = _DONE if settled_by is None else f"{_SETTLED_BY}{settled_by}"
-        (pipe or self._store).set(keys.run_key(verification_id, poll_round), value,
-                                  ex=self._done_ttl_seconds)
+        self._finish(keys=[keys.run_key(verification_id, poll_round)],
+                     args=[holder, value, self._done_ttl_seconds], client=pipe)
 
     def release(self, verification_id: str, poll_round: int, holder: str) -> None:
         """Give an unfinished round back (its run failed) so its retry need not wait."""
         self._release(keys=[keys.run_key(verification_id, poll_round)], args=[holder])
+
+    def renew(self, held: Mapping[str, str]) -> list[str]:
+        """Extend the leases in ``held`` (run key -> holder); returns the keys lost."""
+        if not held:
+            return []
+        run_keys = list(held)
+        lost = self._renew(keys=run_keys, args=[self._lease_ms, *held.values()])
+        return [run_keys[int(i) - 1] for i in lost]
+
+
+class LeaseKeeper:
+    """Keeps the leases of this process's run alive from a thread, and checks them for
+    the run before each step that must not happen twice (a LinkedIn call, a publish)."""
+
+    def __init__(self, leases: RunLeases, interval_seconds: float) -> None:
+        self._leases = leases
+        self._interval_seconds = interval_seconds
+        self._held: dict[str, str] = {}
+        self._lost: set[str] = set()
+        self._guard = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, verification_id: str, poll_round: int, holder: str) -> None:
+        key = keys.run_key(verification_id, poll_round)
+        with self._guard:
+            self._held[key] = holder
+            self._lost.discard(key)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="jobops-leases",
+                                                daemon=True)
+                self._thread.start()
+
+    def drop(self, verification_id: str, poll_round: int) -> None:
+        key = keys.run_key(verification_id, poll_round)
+        with self._guard:
+            self._held.pop(key, None)
+            self._lost.discard(key)
+
+    def check(self) -> set[str]:
+        """Renew every lease held now; returns the run keys another copy holds or
+        finished. A Redis error propagates: the run fails and is retried."""
+        self._renew()
+        with self._guard:
+            return set(self._lost)
+
+    def _renew(self) -> None:
+        with self._guard:
+            held = dict(self._held)
+        lost = self._leases.renew(held)
+        with self._guard:
+            self._lost.update(key for key in lost if self._held.get(key) == held[key])
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(self._interval_seconds)
+            try:
+                self._renew()
+            except redis.RedisError as error:
+                # The run meets the same error at its next step; the lease may lapse.
+                log.warning("could not renew run leases: %s", type(error).__name__)

@@ -74,7 +74,8 @@ class Settings(BaseSettings):
     coalesce_polling: bool = Field(True, alias="JOBOPS_COALESCE_POLLING")
     status_fresh_seconds: float = Field(60.0, alias="JOBOPS_STATUS_FRESH_SECONDS", gt=0)
     log_format: Literal["text", "json"] = Field("text", alias="JOBOPS_LOG_FORMAT")
-    run_lease_seconds: float = Field(120.0, alias="JOBOPS_RUN_LEASE_SECONDS", gt=0)
+    # Renewed by its holder three times a lease: a dead holder's round is free this soon.
+    run_lease_seconds: float = Field(12.0, alias="JOBOPS_RUN_LEASE_SECONDS", ge=1)
     visibility_timeout_seconds: float = Field(
         7200.0, alias="JOBOPS_VISIBILITY_TIMEOUT_SECONDS", ge=10
     )

@@ -19,9 +19,11 @@ from celery.signals import worker_process_shutdown, worker_shutdown
 from redis.client import Pipeline
 from redis.exceptions import RedisError
 
-from jobops.errors import InvalidRequest
+from jobops.client import StatusPage
+from jobops.errors import InvalidRequest, LinkedInError
 from jobops.jobs import completed_jobs, job_summary
-from jobops.keys import job_summary_key, outcome_key, status_key
+from jobops.keys import job_summary_key, outcome_key, run_key, status_key
+from jobops.leases import LeaseLost
 from jobops.request import (
     BATCH_CALLBACK,
     JOB_COMPLETE_CALLBACK,
@@ -73,19 +75,21 @@ def _deliver_job_summaries(rt: Runtime, request: VerificationRequest, result: Ru
 
 
 def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
-           reason: Exception, finished_round: int | None = None) -> NoReturn:
+           reason: Exception, finished: tuple[int, str] | None = None) -> NoReturn:
     """Schedule the next run; if that cannot be published, hand the message back.
 
     Every wait goes out as a countdown of at most half the visibility timeout (a longer
     one would run twice); a longer wait, a lease's say, is taken in steps. Celery
     answers a retry it cannot publish with Reject(requeue=False), which drops the
-    verification; requeueing the message being run keeps it (it is idempotent). Once the
-    next round is published, ``finished_round`` is marked done.
+    verification; requeueing the message being run keeps it (it is idempotent).
+    ``finished``: the round this run holds (round, holder); the next round is published
+    only while the lease is still this run's, then that round is marked done.
     """
     rt = runtime()
     countdown_seconds = capped_countdown(
         countdown_seconds, max_countdown_seconds(rt.settings.visibility_timeout_seconds))
-    if finished_round is not None:
+    if finished is not None:
+        _still_held(rt, task.request.id, finished[0])
         rt.pending.expect(task.request.id, kwargs, rt.clock.now() + countdown_seconds)
     try:
         scheduled = task.retry(kwargs=kwargs, countdown=countdown_seconds, exc=reason,
@@ -94,9 +98,34 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
         log.error("verification %s: next check could not be published (%s); requeued",
                   task.request.id, rejected.reason)
         raise Reject(rejected.reason, requeue=True) from None
-    if finished_round is not None:
-        rt.leases.finish(task.request.id, finished_round)
+    if finished is not None:
+        rt.leases.finish(task.request.id, *finished)
     raise scheduled
+
+
+def _still_held(rt: Runtime, verification_id: str, poll_round: int) -> set[str]:
+    """Renew the run's leases; raise LeaseLost if its own round went to another copy.
+    Returns the companions' run keys that did (they are left to that copy)."""
+    lost = rt.keeper.check()
+    if run_key(verification_id, poll_round) in lost:
+        raise LeaseLost(f"round {poll_round} of verification {verification_id} is held or "
+                        "finished by another copy")
+    return lost
+
+
+class _Heartbeat:
+    """The status client, with the run's lease renewed before each LinkedIn call: a run
+    whose round went to another copy makes no further call."""
+
+    def __init__(self, rt: Runtime, verification_id: str, poll_round: int) -> None:
+        self._rt, self._id, self._round = rt, verification_id, poll_round
+
+    def fetch(self, urns: list[str], now: float) -> StatusPage:
+        _still_held(self._rt, self._id, self._round)
+        return self._rt.client.fetch(urns, now)
+
+    def request_refused(self, error: LinkedInError) -> float:
+        return self._rt.client.request_refused(error)
 
 
 @app.task(bind=True, name="jobops.verify_job_operation", max_retries=None)
@@ -135,11 +164,21 @@ def _failed(task: Task, kwargs: dict[str, Any], error: Exception) -> dict[str, A
         return None
     if not past_last_check(request, rt.settings, now):
         return None
+    claim = rt.leases.claim(task.request.id, request.poll_round)
+    if not claim.granted:
+        return None  # another copy holds or finished the round
     log.error("verification %s failed at the end of its task lifespan; its %d URNs are "
               "EXPIRED, not checked: %s", task.request.id, len(request.task_urns),
               error_text(error))
     result = expire_unchecked(request, rt.settings, now, error_text(error))
-    return _end_round(task, rt, request, result, now, {}, [])
+    rt.keeper.hold(task.request.id, request.poll_round, claim.holder)
+    try:
+        return _end_round(task, rt, request, result, now, {}, [], claim.holder)
+    except BaseException:
+        rt.leases.release(task.request.id, request.poll_round, claim.holder)
+        raise
+    finally:
+        rt.keeper.drop(task.request.id, request.poll_round)
 
 
 def _flush_metrics(force: bool = False) -> None:
@@ -191,14 +230,22 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
     if not claim.granted:
         _retry(task, kwargs, claim.retry_in_seconds,
                StillPending(f"round {request.poll_round} is running elsewhere"))
+    rt.keeper.hold(task.request.id, request.poll_round, claim.holder)
     try:
-        return _run_round(task, rt, request, now, claim.values)
+        return _run_round(task, rt, request, now, claim.values, claim.holder)
     except Retry:
         raise  # the next round is published and this one marked done
+    except LeaseLost as lost:
+        # This process stalled past its lease and a copy took the round over: that copy
+        # finishes it; this one stops without calling or publishing anything more.
+        log.warning("verification %s: %s; this copy stops", task.request.id, lost)
+        return {"round": request.poll_round, "lease_lost": True}
     except BaseException:
         # Unfinished: give the round back so its retry or redelivery need not wait.
         rt.leases.release(task.request.id, request.poll_round, claim.holder)
         raise
+    finally:
+        rt.keeper.drop(task.request.id, request.poll_round)
 
 
 def _max_countdown_seconds() -> float:
@@ -260,6 +307,7 @@ def _claim_companions(rt: Runtime, own_id: str, result: RunResult, now: float
                           verification_id, own_id)
             rt.leases.release(verification_id, request.poll_round, holder)
             continue
+        rt.keeper.hold(verification_id, request.poll_round, holder)
         claimed.append(_Companion(verification_id, request, holder, settled, records))
     return claimed
 
@@ -283,24 +331,31 @@ def _owned_requests(rt: Runtime, ids: list[str], owners: Mapping[str, str], now:
 
 
 def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float,
-               prefetched: Mapping[str, Any]) -> dict[str, Any]:
-    result = run_once(request, rt.client, rt.settings, now, share=rt.share,
-                      prefetched=prefetched)
+               prefetched: Mapping[str, Any], holder: str) -> dict[str, Any]:
+    result = run_once(request, _Heartbeat(rt, task.request.id, request.poll_round),
+                      rt.settings, now, share=rt.share, prefetched=prefetched)
     others: list[_Companion] = []
     try:
         others = _claim_companions(rt, task.request.id, result, now)
-        return _end_round(task, rt, request, result, now, prefetched, others)
+        return _end_round(task, rt, request, result, now, prefetched, others, holder)
     except Retry:
         raise
     except BaseException:
         for other in others:
             rt.leases.release(other.verification_id, other.request.poll_round, other.holder)
         raise
+    finally:
+        for other in others:
+            rt.keeper.drop(other.verification_id, other.request.poll_round)
 
 
 def _end_round(task: Task, rt: Runtime, request: VerificationRequest, result: RunResult,
-               now: float, prefetched: Mapping[str, Any], others: list[_Companion]
-               ) -> dict[str, Any]:
+               now: float, prefetched: Mapping[str, Any], others: list[_Companion],
+               holder: str) -> dict[str, Any]:
+    # Nothing is published for a round another copy took over (this one stalled).
+    lost = _still_held(rt, task.request.id, request.poll_round)
+    others = [other for other in others
+              if run_key(other.verification_id, other.request.poll_round) not in lost]
     rt.records.fill_job_state([*result.outcomes,
                                *(o for other in others for o in other.result.outcomes)])
     many = len(result.outcomes) + sum(len(other.result.outcomes) for other in others) > 1
@@ -317,10 +372,10 @@ def _end_round(task: Task, rt: Runtime, request: VerificationRequest, result: Ru
                 _queue_round(rt, other.verification_id, other.request, other.result, now,
                              other.records, pipe, after, producer)
         for other in others:
-            rt.leases.finish(other.verification_id, other.request.poll_round, pipe,
-                             settled_by=task.request.id)
+            rt.leases.finish(other.verification_id, other.request.poll_round, other.holder,
+                             pipe, settled_by=task.request.id)
             rt.pending.forget(other.verification_id, pipe)
-        summary = _finish_round(task, rt, request, result, jobs, pipe, after, others)
+        summary = _finish_round(task, rt, request, result, jobs, pipe, after, others, holder)
         _close(pipe, after)
     return summary
 
@@ -357,7 +412,7 @@ def _close(pipe: Pipeline, after: list[Callable[[list[Any]], object]]) -> None:
 def _finish_round(task: Task, rt: Runtime, request: VerificationRequest, result: RunResult,
                   jobs: dict[str, list[str]], pipe: Pipeline,
                   after: list[Callable[[list[Any]], object]],
-                  others: list[_Companion]) -> dict[str, Any]:
+                  others: list[_Companion], holder: str) -> dict[str, Any]:
     """Log the round; retry if URNs are pending (after executing ``pipe``), else queue
     the round's end into ``pipe``."""
     summary = result.summary(request.operation.value, request.tally)
@@ -385,7 +440,7 @@ def _finish_round(task: Task, rt: Runtime, request: VerificationRequest, result:
                                  result.tally(request.tally), jobs),
                result.next_check_seconds,
                StillPending(f"{why}, next check in {result.next_check_seconds:.0f} s"),
-               finished_round=request.poll_round)
-    rt.leases.finish(task.request.id, request.poll_round, pipe)
+               finished=(request.poll_round, holder))
+    rt.leases.finish(task.request.id, request.poll_round, holder, pipe)
     rt.pending.forget(task.request.id, pipe)
     return summary

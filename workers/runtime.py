@@ -19,7 +19,7 @@ from jobops.batches import Batches
 from jobops.client import StatusClient
 from jobops.clock import FleetClock
 from jobops.coalesce import StatusShare
-from jobops.leases import RunLeases
+from jobops.leases import LeaseKeeper, RunLeases
 from jobops.limits import Limiter
 from jobops.metrics import Metrics
 from jobops.records import Records
@@ -45,6 +45,7 @@ class Runtime:
     batches: Batches
     stuck: StuckVerifications
     clock: FleetClock
+    keeper: LeaseKeeper
 
 
 def build_limiter(settings: Settings, store: redis.Redis,
@@ -102,6 +103,8 @@ def build_runtime(settings: Settings) -> Runtime:
                    pending=pending, metrics=metrics, batches=batches,
                    stuck=StuckVerifications(store, int(settings.task_lifespan_seconds)),
                    clock=FleetClock(store, host=_host_clock(settings)),
+                   # Three renewals per lease: one missed (a slow Redis) loses nothing.
+                   keeper=LeaseKeeper(leases, settings.run_lease_seconds / 3),
                    # An IN_PROGRESS answer older than one poll interval tells a
                    # verification nothing its own next check would not.
                    share=StatusShare(store, min(settings.status_fresh_seconds,

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from jobops.keys import run_key
-from jobops.leases import RunLeases
+from jobops.leases import LeaseKeeper, RunLeases
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +28,11 @@ def test_a_round_runs_once_and_its_copies_learn_why(leases: RunLeases,
                                               "jobops:test:missing": None}
     copy = leases.claim(own, 0)
     assert not copy.granted and not copy.done and 1.0 < copy.retry_in_seconds <= 2.2
-    leases.finish(own, 0)
+    leases.finish(own, 0, first.holder)
     assert leases.claim(own, 0).done and leases.claim(own, 0).settled_by is None
 
-    leases.finish(other, 3, settled_by=own)
+    holder = leases.claim(other, 3).holder
+    leases.finish(other, 3, holder, settled_by=own)
     settled = leases.claim(other, 3)
     assert settled.done and settled.settled_by == own
 
@@ -40,7 +41,7 @@ def test_claim_many_skips_rounds_running_or_done(leases: RunLeases,
                                                  store: redis.Redis) -> None:
     free, running, done = (str(uuid.uuid4()) for _ in range(3))
     assert leases.claim(running, 1).granted
-    leases.finish(done, 0)
+    leases.finish(done, 0, leases.claim(done, 0).holder)
     store.set("jobops:test:record", "{}")
     holders, values = leases.claim_many([(free, 2), (running, 1), (done, 0)],
                                         ["jobops:test:record"])
@@ -61,3 +62,34 @@ def test_an_abandoned_settling_claim_runs_out(leases: RunLeases) -> None:
     assert holders[0] is not None
     time.sleep(2.1)
     assert leases.claim(verification, 0).granted
+
+
+def test_only_the_holder_renews_or_finishes_a_round(leases: RunLeases,
+                                                   store: redis.Redis) -> None:
+    verification = str(uuid.uuid4())
+    key = run_key(verification, 0)
+    mine = leases.claim(verification, 0)
+    assert leases.renew({key: mine.holder}) == []
+    store.set(key, "running:a-copy-that-took-over", px=2000)
+    assert leases.renew({key: mine.holder}) == [key]
+    leases.finish(verification, 0, mine.holder)  # refused: the copy holds the round
+    assert store.get(key) == b"running:a-copy-that-took-over"
+    store.delete(key)  # ran out with nobody on it: the holder takes it back
+    assert leases.renew({key: mine.holder}) == []
+    assert store.get(key) == mine.holder.encode()
+
+
+def test_the_keeper_keeps_a_held_lease_alive_and_a_dropped_one_runs_out(
+        leases: RunLeases) -> None:
+    keeper = LeaseKeeper(leases, interval_seconds=0.5)
+    held, dropped = str(uuid.uuid4()), str(uuid.uuid4())
+    for verification in (held, dropped):
+        keeper.hold(verification, 0, leases.claim(verification, 0).holder)
+    keeper.drop(dropped, 0)
+    deadline = time.monotonic() + 3  # longer than the 2 s lease
+    while not leases.claim(dropped, 0).granted:
+        assert time.monotonic() < deadline, "a dropped lease was still renewed"
+        time.sleep(0.1)
+    assert not leases.claim(held, 0).granted
+    assert keeper.check() == set()
+    keeper.drop(held, 0)
