@@ -39,11 +39,12 @@ def test_a_verification_that_keeps_failing_is_listed_then_expires_at_the_deadlin
         jobops_worker: Callable[..., str]) -> None:
     queue = jobops_worker()
     sandbox.config.in_progress_seconds = 0
-    urns = posted_urns(3)
+    # UPDATEs of jobs LinkedIn does not know: each FAILED outcome looks up its job's state.
+    urns = posted_urns(3, operation="UPDATE")
     verification_id = str(uuid.uuid4())
     # Something else wrote into jobops' namespace: every run of this verification fails
-    # claiming its round, the same way, again and again.
-    store.rpush(keys.run_key(verification_id, 0), "not a lease")
+    # reading it, the same way, again and again.
+    store.set(keys.job_state_key(sandbox.task(urns[1]).external_id), "not a hash")
     lifespan = timedelta(days=30)
     requested_at = datetime.now(UTC) - lifespan + timedelta(seconds=8)
     pipeline = Celery("pipeline", broker=REDIS_URL)
@@ -51,7 +52,7 @@ def test_a_verification_that_keeps_failing_is_listed_then_expires_at_the_deadlin
     try:
         pipeline.send_task(
             "jobops.verify_job_operation", queue=queue, countdown=0, task_id=verification_id,
-            kwargs={"task_urns": urns, "operation": "CREATE", "callbacks": recorder.callbacks,
+            kwargs={"task_urns": urns, "operation": "UPDATE", "callbacks": recorder.callbacks,
                     "context": recorder.context, "requested_at": requested_at.isoformat()})
     finally:
         pipeline.close()
@@ -65,7 +66,7 @@ def test_a_verification_that_keeps_failing_is_listed_then_expires_at_the_deadlin
         assert time.monotonic() < deadline, f"never listed as stuck: {listed}"
         time.sleep(0.2)
     assert code == 1
-    assert "WRONGTYPE" in mine[0]["last_error"] and mine[0]["operation"] == "CREATE"
+    assert "WRONGTYPE" in mine[0]["last_error"] and mine[0]["operation"] == "UPDATE"
     assert mine[0]["urns"] == 3
     assert float(store.hget(keys.METRICS, "jobops_verification_errors_total") or 0) \
         >= errors_before + 2
