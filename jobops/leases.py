@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 
 _DONE = "done"
 _SETTLED_BY = "done:by:"
+_RUNNING = "running:"
+#: The format of the lease values this release writes and reads. A release that changes
+#: them writes ``v<N>:…`` with a higher N; a worker meeting a value it does not know
+#: leaves that round to the worker that wrote it (it never runs it, so it never delivers
+#: twice) — which is what makes a rolling upgrade safe in both directions.
+LEASE_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class Claim:
     values: Mapping[str, Any] = field(default_factory=dict)
     # A round settled by another verification's run: that verification's id.
     settled_by: str | None = None
+    # Held in a format of a newer release: left to that release's workers.
+    unknown: bool = False
 
 
 # KEYS: run key. ARGV: holder. Gives the round back if this copy still holds it.
@@ -131,7 +139,13 @@ class RunLeases:
                          if value.startswith(_SETTLED_BY) else None)
         if value is None:  # the lease ran out between the two commands
             return self.claim(verification_id, poll_round, reads)
-        return Claim(granted=False, retry_in_seconds=max(ttl_ms, 100) / 1000 + 0.1)
+        retry_in_seconds = max(ttl_ms, 100) / 1000 + 0.1
+        if not value.startswith(_RUNNING):
+            log.warning("round %d of verification %s is held as %r, a state this release "
+                        "(lease format %d) does not know: left to the release that wrote "
+                        "it", poll_round, verification_id, value[:40], LEASE_FORMAT)
+            return Claim(granted=False, retry_in_seconds=retry_in_seconds, unknown=True)
+        return Claim(granted=False, retry_in_seconds=retry_in_seconds)
 
     def claim_many(self, rounds: Sequence[tuple[str, int]], reads: Sequence[str] = ()
                    ) -> tuple[list[str | None], dict[str, Any]]:

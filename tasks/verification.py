@@ -228,8 +228,9 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
                  task.request.id, request.poll_round)
         return {"duplicate_of_round": request.poll_round}
     if not claim.granted:
+        where = "held by a newer jobops release" if claim.unknown else "running elsewhere"
         _retry(task, kwargs, claim.retry_in_seconds,
-               StillPending(f"round {request.poll_round} is running elsewhere"))
+               StillPending(f"round {request.poll_round} is {where}"))
     rt.keeper.hold(task.request.id, request.poll_round, claim.holder)
     try:
         return _run_round(task, rt, request, now, claim.values, claim.holder)

@@ -93,3 +93,18 @@ def test_the_keeper_keeps_a_held_lease_alive_and_a_dropped_one_runs_out(
     assert not leases.claim(held, 0).granted
     assert keeper.check() == set()
     keeper.drop(held, 0)
+
+
+def test_a_round_in_a_newer_releases_format_is_left_to_it(leases: RunLeases,
+                                                         store: redis.Redis) -> None:
+    verification = str(uuid.uuid4())
+    key = run_key(verification, 0)
+    store.set(key, "v2:done:settled-by-a-newer-release", ex=60)
+    claim = leases.claim(verification, 0)
+    assert claim.unknown and not claim.granted and not claim.done
+    assert 50 < claim.retry_in_seconds <= 60.2
+    holders, _ = leases.claim_many([(verification, 0)])
+    assert holders == [None]
+    assert leases.renew({key: "running:mine"}) == [key]
+    leases.finish(verification, 0, "running:mine")
+    assert store.get(key) == b"v2:done:settled-by-a-newer-release"
