@@ -111,27 +111,29 @@ class StatusClient:
         self.calls = 0
 
     def fetch(self, urns: list[str], now: float) -> StatusPage:
-        permit = self._permits.acquire(self._holder)
+        permits = [self._permits.acquire(self._holder)]
         try:
-            page = self._fetch(f"{self._url}?{query_string(urns)}", len(urns), now, permit)
-        except TransientError as error:
-            if permit.probe and error.http_status != 429:
+            page = self._fetch(f"{self._url}?{query_string(urns)}", len(urns), now, permits)
+        except BaseException:
+            if any(permit.probe for permit in permits):
                 self._permits.release_probe(self._holder)
             raise
-        if permit.probe:
+        if any(permit.probe for permit in permits):
             self._permits.heal(self._holder)
         return page
 
-    def _fetch(self, url: str, urns: int, now: float, permit: Permit) -> StatusPage:
+    def _fetch(self, url: str, urns: int, now: float, permits: list[Permit]) -> StatusPage:
+        """The call, and its retry with a fresh token after a 401; ``permits`` gets the
+        retry's permit too (it may be a pause's probe)."""
         token = self._token()
         response = self._get(url, token, urns)
         if response.status_code == 401:
             self._tokens.invalidate(token)
-            permit = self._permits.acquire(self._holder)
+            permits.append(self._permits.acquire(self._holder))
             response = self._get(url, self._token(), urns)
             if response.status_code == 401:
                 self._refused_fresh_token(response)
-        return self._classify(response, now, permit)
+        return self._classify(response, now, permits[-1])
 
     def request_refused(self, error: LinkedInError) -> float:
         """Pause the fleet: LinkedIn refuses the request's form, not one URN."""

@@ -2,9 +2,10 @@
 
 Due times, the pending registry, the status cache and the task lifespan are compared
 across processes and hosts, so each process reads them on the clock the limits already
-use (Redis's), not its host's: a host clock that is off by minutes changes nothing. The
-offset between the host clock and Redis's is measured once a minute, so reading the
-clock costs no round trip.
+use (Redis's), not its host's. The offset between the host clock and Redis's is
+measured once a minute, so reading the clock costs no round trip. Celery's own
+countdowns stay on the clocks of the hosts that publish and hold them: a host clock that
+is off moves when a round runs by as much, never what the fleet decides about it.
 """
 
 from __future__ import annotations

@@ -139,7 +139,9 @@ class RunLeases:
                          if value.startswith(_SETTLED_BY) else None)
         if value is None:  # the lease ran out between the two commands
             return self.claim(verification_id, poll_round, reads)
-        retry_in_seconds = max(ttl_ms, 100) / 1000 + 0.1
+        # A value kept with no TTL (none of this release's) is looked at a few leases on.
+        retry_in_seconds = (max(ttl_ms, 100) if ttl_ms > 0 else 5 * self._lease_ms) / 1000 \
+            + 0.1
         if not value.startswith(_RUNNING):
             log.warning("round %d of verification %s is held as %r, a state this release "
                         "(lease format %d) does not know: left to the release that wrote "

@@ -49,6 +49,7 @@ if ARGV[1] == '1' then now = now + tonumber(redis.call('GET', KEYS[1]) or '0') e
 _ACQUIRE = _NOW + """
 local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
 local granted = 'ok'
+local elect = false
 if now < blocked then
   -- The probe may call again within its hold (once more, with a fresh token).
   if redis.call('HGET', KEYS[4], 'probe') ~= ARGV[7] then
@@ -56,10 +57,7 @@ if now < blocked then
   end
   granted = 'probe'
 elseif redis.call('EXISTS', KEYS[4]) == 1 then
-  local hold = now + tonumber(ARGV[8])
-  redis.call('SET', KEYS[2], hold, 'PX', tonumber(ARGV[8]) + 1000)
-  redis.call('HSET', KEYS[4], 'probe', ARGV[7], 'probe_until', hold)
-  granted = 'probe'
+  elect = true
 end
 local day = math.floor(now / 86400000)
 local qkey = ARGV[5] .. day
@@ -72,6 +70,14 @@ redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
 if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[2]) then
   local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
   return {0, 'rate', tonumber(oldest[2]) + window - now + 1, now, used}
+end
+if elect then
+  -- Only a caller that will call: one turned away by the quota or rate would hold the
+  -- fleet for nothing.
+  local hold = now + tonumber(ARGV[8])
+  redis.call('SET', KEYS[2], hold, 'PX', tonumber(ARGV[8]) + 1000)
+  redis.call('HSET', KEYS[4], 'probe', ARGV[7], 'probe_until', hold)
+  granted = 'probe'
 end
 redis.call('ZADD', KEYS[3], now, ARGV[6])
 redis.call('PEXPIRE', KEYS[3], window * 2)
@@ -355,8 +361,9 @@ class Limiter:
                         "%s)", _text(reason))
 
     def release_probe(self, holder: str) -> None:
-        """``holder``'s probe failed without an answer: another may probe at once,
-        rather than the fleet waiting out the probe's hold."""
+        """``holder``'s probe ended without an answer that heals or trips the breaker:
+        another may probe at once, rather than the fleet waiting out the probe's hold
+        (a no-op once a trip or heal has replaced the probe)."""
         self._release_probe(keys=[keys.BLOCKED_UNTIL, keys.BREAKER], args=[holder])
 
     def snapshot(self) -> LimitsSnapshot:

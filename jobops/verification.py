@@ -170,18 +170,24 @@ def past_last_check(request: VerificationRequest, settings: Settings, now: float
 
 
 def expire_unchecked(request: VerificationRequest, settings: Settings, now: float,
-                     reason: str) -> RunResult:
-    """The end of a verification whose runs kept failing until past its deadline: every
-    URN gets an outcome saying it could not be checked, and why."""
+                     reason: str, known: Mapping[str, dict[str, Any]] | None = None
+                     ) -> RunResult:
+    """The end of a verification whose runs kept failing until past its deadline: a URN
+    whose final status is ``known`` (LinkedIn's last answers) ends as LinkedIn said; every
+    other gets an outcome saying it could not be checked, and why."""
     result = RunResult()
     why = unchecked_entry(settings.task_lifespan_days, reason)
     for urn in request.task_urns:
-        if is_task_urn(urn):
-            status, errors = Status.EXPIRED, [why]
+        entry = (known or {}).get(urn)
+        fields: dict[str, Any]
+        if entry is not None and is_terminal(entry.get("status")):
+            fields = {"status": Status(entry["status"]), "result": entry}
+        elif is_task_urn(urn):
+            fields = {"status": Status.EXPIRED, "errors": [why]}
         else:
-            status, errors = Status.INVALID, [invalid_urn_entry(describe_invalid(urn))]
+            fields = {"status": Status.INVALID,
+                      "errors": [invalid_urn_entry(describe_invalid(urn))]}
         result.outcomes.append(build_outcome(
-            task_urn=urn, status=status, operation=request.operation,
-            context=dict(request.context), requested_at=request.requested_at,
-            decided_at=now, errors=errors))
+            task_urn=urn, operation=request.operation, context=dict(request.context),
+            requested_at=request.requested_at, decided_at=now, **fields))
     return result

@@ -99,7 +99,12 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
                   task.request.id, rejected.reason)
         raise Reject(rejected.reason, requeue=True) from None
     if finished is not None:
-        rt.leases.finish(task.request.id, *finished)
+        try:
+            rt.leases.finish(task.request.id, *finished)
+        except RedisError:
+            # The next round is out: running this one again would only repeat its calls.
+            log.warning("verification %s: round %d could not be marked done",
+                        task.request.id, finished[0])
     raise scheduled
 
 
@@ -140,7 +145,13 @@ def verify_job_operation(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any
         # bug, retries instead (outcomes already delivered are skipped by their record),
         # visible in Flower with its exception — until the task lifespan's deadline.
         log.exception("verification %s failed; retrying", self.request.id)
-        ended = _failed(self, kwargs, error)
+        try:
+            ended = _failed(self, kwargs, error)
+        except Exception:
+            # Ending it failed too (whatever broke the run likely broke this): retry.
+            log.exception("verification %s could not be ended at its deadline; retrying",
+                          self.request.id)
+            ended = None
         if ended is not None:
             return ended
         _retry(self, kwargs, backoff_seconds(self.request.retries, 5, 300), error)
@@ -170,15 +181,29 @@ def _failed(task: Task, kwargs: dict[str, Any], error: Exception) -> dict[str, A
     log.error("verification %s failed at the end of its task lifespan; its %d URNs are "
               "EXPIRED, not checked: %s", task.request.id, len(request.task_urns),
               error_text(error))
-    result = expire_unchecked(request, rt.settings, now, error_text(error))
+    result = expire_unchecked(request, rt.settings, now, error_text(error),
+                              _known_statuses(rt, task.request.id, request, now))
     rt.keeper.hold(task.request.id, request.poll_round, claim.holder)
     try:
-        return _end_round(task, rt, request, result, now, {}, [], claim.holder)
+        return _end_round(task, rt, request, result, now, {}, [], claim.holder, last=True)
     except BaseException:
         rt.leases.release(task.request.id, request.poll_round, claim.holder)
         raise
     finally:
         rt.keeper.drop(task.request.id, request.poll_round)
+
+
+def _known_statuses(rt: Runtime, verification_id: str, request: VerificationRequest,
+                    now: float) -> Mapping[str, dict[str, Any]]:
+    """LinkedIn's last answers for the request's URNs, as far as they can be read: a URN
+    that ended is reported as it ended, never EXPIRED."""
+    if rt.share is None:
+        return {}
+    try:
+        return rt.share.cached([u for u in request.task_urns if is_task_urn(u)], now)
+    except Exception:  # noqa: BLE001 - what cannot be read is reported not checked
+        log.warning("statuses of verification %s's URNs could not be read", verification_id)
+        return {}
 
 
 def _flush_metrics(force: bool = False) -> None:
@@ -237,10 +262,12 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
     except Retry:
         raise  # the next round is published and this one marked done
     except LeaseLost as lost:
-        # This process stalled past its lease and a copy took the round over: that copy
-        # finishes it; this one stops without calling or publishing anything more.
-        log.warning("verification %s: %s; this copy stops", task.request.id, lost)
-        return {"round": request.poll_round, "lease_lost": True}
+        # This process stalled past its lease and a copy took the round over: this one
+        # calls and publishes nothing more, and looks again a lease later in case that
+        # copy gives the round back unfinished (a done round drops this message then).
+        log.warning("verification %s: %s; this copy stands back", task.request.id, lost)
+        _retry(task, kwargs, rt.settings.run_lease_seconds,
+               StillPending(f"round {request.poll_round} was taken over by another copy"))
     except BaseException:
         # Unfinished: give the round back so its retry or redelivery need not wait.
         rt.leases.release(task.request.id, request.poll_round, claim.holder)
@@ -352,13 +379,22 @@ def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float
 
 def _end_round(task: Task, rt: Runtime, request: VerificationRequest, result: RunResult,
                now: float, prefetched: Mapping[str, Any], others: list[_Companion],
-               holder: str) -> dict[str, Any]:
+               holder: str, last: bool = False) -> dict[str, Any]:
+    """Deliver and record the round, then retry or end; ``last``: the verification's end
+    at its deadline after failing runs, delivered with whatever can still be read."""
     # Nothing is published for a round another copy took over (this one stalled).
     lost = _still_held(rt, task.request.id, request.poll_round)
     others = [other for other in others
               if run_key(other.verification_id, other.request.poll_round) not in lost]
-    rt.records.fill_job_state([*result.outcomes,
-                               *(o for other in others for o in other.result.outcomes)])
+    try:
+        rt.records.fill_job_state([*result.outcomes,
+                                   *(o for other in others for o in other.result.outcomes)])
+    except RedisError:
+        if not last:
+            raise
+        # The verification's last word goes out without its job's earlier state rather
+        # than never.
+        log.exception("verification %s: job states could not be read", task.request.id)
     many = len(result.outcomes) + sum(len(other.result.outcomes) for other in others) > 1
     # Everything this run writes goes in one round trip at its end, after its callbacks
     # (one round trip too); ``after`` reads what that round trip answered (batches it

@@ -182,3 +182,18 @@ def test_a_shared_wait_is_spread_and_stays_within_the_cap() -> None:
     # At the cap the spread comes off: early is one more look, late breaks the bound.
     assert spread_seconds(3600, 1800, lambda: 0.0) == 1800
     assert spread_seconds(3600, 1800, lambda: 1.0) == 1800 - 720
+
+
+def test_at_the_end_a_known_final_status_is_reported_as_linkedin_said() -> None:
+    from jobops.verification import expire_unchecked
+
+    known = {A: entry(A, "SUCCEEDED", jobPosting="urn:li:jobPosting:1"),
+             B: entry(B, "IN_PROGRESS")}
+    result = expire_unchecked(request([A, B, "junk"]), SETTINGS, 5.0, "RuntimeError: x",
+                              known)
+    by_urn = {o["task_urn"]: o for o in result.outcomes}
+    assert by_urn[A]["status"] == "SUCCEEDED" and by_urn[A]["job_posting"].endswith(":1")
+    assert by_urn[B]["status"] == "EXPIRED"
+    assert by_urn[B]["errors"][0]["code"] == "NOT_CHECKED_AT_EXPIRY"
+    assert "RuntimeError: x" in by_urn[B]["errors"][0]["message"]
+    assert by_urn["junk"]["status"] == "INVALID"
