@@ -25,6 +25,8 @@ class Fleet:
         self.consumer: subprocess.Popen[bytes] | None = None
         # Every process ever started, so that all of them are stopped at the end.
         self.started: list[subprocess.Popen[bytes]] = []
+        self.logs: dict[int, Path] = {}
+        self._ready: set[int] = set()
         self.exits = {"jobops": 0, "consumer": 0}
 
     def start(self) -> None:
@@ -41,6 +43,7 @@ class Fleet:
         process = start_worker(app, queue, self.env, log, concurrency=CONCURRENCY,
                                name=f"chaos-{label}-{stamp}@%h")
         self.started.append(process)
+        self.logs[process.pid] = log
         return process, log
 
     def _start_jobops(self, index: int) -> Path:
@@ -70,10 +73,11 @@ class Fleet:
             self._start_consumer()
 
     def kill_pool_process(self) -> str | None:
-        """SIGKILL one pool process of a random jobops worker; None if no worker has one
-        yet (all of them starting)."""
+        """SIGKILL one pool process of a random ready jobops worker; None if none is ready.
+        A worker still starting gives up when a pool process dies ("Could not start worker
+        processes"): that is not the crash the run is about."""
         candidates = [(index, pool) for index, process in enumerate(self.jobops)
-                      if process.poll() is None and (pool := _children(process.pid))]
+                      if self._is_ready(process) and (pool := _children(process.pid))]
         if not candidates:
             return None
         index, pool = self.rng.choice(candidates)
@@ -83,6 +87,15 @@ class Fleet:
         except ProcessLookupError:
             return None  # it was being replaced anyway
         return f"pool process {pid} of jobops worker {index}"
+
+    def _is_ready(self, process: subprocess.Popen[bytes]) -> bool:
+        if process.poll() is not None:
+            return False
+        if process.pid not in self._ready:
+            log = self.logs[process.pid].read_text(errors="replace")
+            if " ready." in log:
+                self._ready.add(process.pid)
+        return process.pid in self._ready
 
     def stop(self) -> None:
         for process in self.started:

@@ -121,11 +121,13 @@ def write(path: Path, profile: Profile, command: str, runs: list[dict[str, Any]]
 
 
 def _commit() -> str | None:
-    """The commit the figures belong to, marked when the working tree differs from it."""
+    """The commit the figures belong to, marked when its code differs from it (the
+    figures themselves, in bench/results, do not count)."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, check=True).stdout.strip()
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no",
+                                  "--", ".", ":!bench/results"],
                                  capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
