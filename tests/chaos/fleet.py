@@ -97,6 +97,14 @@ class Fleet:
                 self._ready.add(process.pid)
         return process.pid in self._ready
 
+    def unrecoverable_errors(self) -> int:
+        """Celery's "Unrecoverable error" lines in jobops workers' logs: a worker can log one
+        and then hang in its warm shutdown, alive but consuming nothing, which no count of
+        exits shows."""
+        jobops_logs = [log for log in self.logs.values() if log.name.startswith("worker-")]
+        return sum(log.read_text(errors="replace").count("Unrecoverable error")
+                   for log in jobops_logs)
+
     def stop(self) -> None:
         for process in self.started:
             stop(process, timeout_seconds=5)

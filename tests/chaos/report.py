@@ -22,6 +22,7 @@ REQUIRED_FAULTS = ("error_5xx", "timeout", "reset", "malformed", "truncated", "t
 SHOWN = ("urns_scheduled", "operations", "outcomes_delivered", "copies_seen_by_consumer",
          "lost", "duplicated", "wrong", "kills", "redis_kills", "urns_pending_at_redis_kill",
          "garbage_messages_pushed", "workers_that_exited_by_themselves",
+         "worker_unrecoverable_errors",
          "seconds_from_last_disruption_to_last_outcome", "api_faults_injected", "left_at_end",
          "wall_seconds", "checks_failed")
 
@@ -95,6 +96,8 @@ def _missed_targets(report: dict[str, Any]) -> list[str]:
                       f" s after the last disruption (target {target['recovery_seconds']} s)")
     if report["workers_that_exited_by_themselves"]:
         missed.append(f"{report['workers_that_exited_by_themselves']} workers exited")
+    if report.get("worker_unrecoverable_errors"):
+        missed.append(f"{report['worker_unrecoverable_errors']} unrecoverable worker errors")
     return missed
 
 
@@ -103,7 +106,8 @@ def targets(report: dict[str, Any], profile: Profile) -> dict[str, Any]:
     return {"recovery_seconds": profile.recovery_target_seconds,
             "recovery_met": (report["lost"] == 0 and recovery is not None
                              and recovery <= profile.recovery_target_seconds),
-            "no_worker_exits_met": report["workers_that_exited_by_themselves"] == 0}
+            "no_worker_exits_met": (report["workers_that_exited_by_themselves"] == 0
+                                    and not report.get("worker_unrecoverable_errors"))}
 
 
 def show(report: dict[str, Any]) -> None:

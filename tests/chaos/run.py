@@ -106,6 +106,7 @@ def _disrupt_and_measure(profile: Profile, seed: int, strict: bool, rng: random.
         "seed": seed, "started_at": started_at, "operations": len(operations),
         "urns_scheduled_by_pipeline": scheduler.urns_scheduled, "quiet_at_end": quiet,
         "left_at_end": observer.leftovers(),
+        "worker_unrecoverable_errors": fleet.unrecoverable_errors(),
         "wall_seconds": round(time.monotonic() - started, 1)})
 
 
