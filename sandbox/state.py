@@ -120,6 +120,7 @@ class SandboxState:
         self.token_requests = 0
         self.refused_elements = 0
         self.faults: dict[str, int] = {}
+        self._forced_faults: deque[str] = deque()
         self._random = random.Random(7)
 
     # ----- test controls -----------------------------------------------------------
@@ -151,9 +152,23 @@ class SandboxState:
             for _ in range(times):
                 self._token_script.append((status, delay_seconds))
 
-    def pick_fault(self) -> str | None:
-        """A fault for this call, drawn by the configured rates; None for an honest answer."""
+    def force_faults(self, kinds: list[str]) -> None:
+        """The next status calls play these faults, one each, before any random draw —
+        so a run that must see every kind does not depend on the dice."""
+        unknown = set(kinds) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULTS}")
         with self._lock:
+            self._forced_faults.extend(kinds)
+
+    def pick_fault(self) -> str | None:
+        """A fault for this call: a forced one if any is left, else drawn by the configured
+        rates; None for an honest answer."""
+        with self._lock:
+            if self._forced_faults:
+                kind = self._forced_faults.popleft()
+                self.faults[kind] = self.faults.get(kind, 0) + 1
+                return kind
             draw = self._random.random()
             for kind, rate in self.config.fault_rates.items():
                 if draw < rate:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import redis
@@ -9,12 +11,13 @@ from celery import Task
 from celery.exceptions import Reject
 
 from jobops.demo_pipeline import app, settings
+from tests.chaos.keys import COPIES_KEY, DROPPED_KEY, OUTCOMES_KEY, SEEN_PREFIX
 
-OUTCOMES_KEY = "chaos:outcomes"
-DROPPED_KEY = "chaos:dropped-copies"
 # The de-duplication the README advises a consumer to do: the same outcome always comes
-# with the same task id; a second copy is counted and dropped.
+# with the same task id; a second copy is counted and dropped. One script, so a copy is
+# counted and recorded together or not at all.
 _RECORD_ONCE = """
+redis.call('INCR', KEYS[4])
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', 86400) then
   redis.call('RPUSH', KEYS[2], ARGV[1])
   return 1
@@ -28,11 +31,11 @@ _record_once = _store.register_script(_RECORD_ONCE)
 
 @app.task(bind=True, name="chaos.record", acks_late=True, reject_on_worker_lost=True)
 def record(self: Task, outcome: dict[str, Any]) -> None:
-    import json
-
+    # Stamped here rather than by the runner's polling, so the recovery time is exact.
+    entry = json.dumps({"outcome": outcome, "recorded_at": time.time()})
     try:
-        _record_once(keys=[f"chaos:seen:{self.request.id}", OUTCOMES_KEY, DROPPED_KEY],
-                     args=[json.dumps(outcome)])
+        _record_once(keys=[SEEN_PREFIX + self.request.id, OUTCOMES_KEY, DROPPED_KEY,
+                           COPIES_KEY], args=[entry])
     except redis.RedisError as error:
         # Redis is restarting: hand the message back rather than fail (and lose) it.
         raise Reject(str(error), requeue=True) from None
