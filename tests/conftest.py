@@ -162,24 +162,58 @@ def recorder(store: redis.Redis, request: pytest.FixtureRequest) -> Recorder:
     return Recorder(store, f"{request.node.name}-{uuid.uuid4().hex[:6]}")
 
 
-@pytest.fixture
-def jobops_worker(workers: dict[str, Path], tmp_path: Path
-                  ) -> Iterator[Callable[..., str]]:
-    """Start an extra jobops worker with its own settings and queue; returns the queue."""
-    started = []
+class ExtraWorkers:
+    """Extra jobops workers, each with its own settings. Calling it starts one on a new
+    queue (or on ``queue``, beside or after another) and returns the queue."""
 
-    def start(concurrency: int = 3, **env: str) -> str:
-        queue = f"jobops-extra-{uuid.uuid4().hex[:8]}"
-        log_path = tmp_path / f"{queue}.log"
+    def __init__(self, logs: Path) -> None:
+        self._logs = logs
+        self._started: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+
+    def __call__(self, concurrency: int = 3, queue: str | None = None, **env: str) -> str:
+        queue = queue or f"jobops-extra-{uuid.uuid4().hex[:8]}"
+        earlier = len(self.logs(queue))
+        log_path = self._logs / (f"{queue}.log" if not earlier else f"{queue}-{earlier + 1}.log")
         process = start_worker("workers", queue, {**TEST_ENV, **env, "JOBOPS_QUEUE": queue},
                                log_path, concurrency=concurrency)
-        started.append(process)
+        self._started.append((queue, process, log_path))
         wait_ready(process, log_path)
         return queue
 
-    yield start
-    for process in started:
-        stop(process)
+    def logs(self, queue: str) -> list[Path]:
+        """The logs of the workers started on ``queue``, first started first."""
+        return [log_path for name, _, log_path in self._started if name == queue]
+
+    def _signal(self, queue: str, signum: int) -> None:
+        for name, process, _ in self._started:
+            if name == queue and process.poll() is None:
+                os.killpg(process.pid, signum)
+
+    def pause(self, queue: str) -> None:
+        """Freeze the workers on ``queue`` (SIGSTOP): what they hold stays unacknowledged."""
+        self._signal(queue, signal.SIGSTOP)
+
+    def resume(self, queue: str) -> None:
+        self._signal(queue, signal.SIGCONT)
+
+    def stop(self, queue: str) -> None:
+        """Warm shutdown of the workers on ``queue``: held countdown tasks go back to it."""
+        self.resume(queue)
+        for name, process, _ in self._started:
+            if name == queue:
+                stop(process)
+
+    def stop_all(self) -> None:
+        for queue in {name for name, _, _ in self._started}:
+            self.stop(queue)
+
+
+@pytest.fixture
+def jobops_worker(workers: dict[str, Path], tmp_path: Path) -> Iterator[ExtraWorkers]:
+    """Start extra jobops workers with their own settings; each call returns its queue."""
+    extra = ExtraWorkers(tmp_path)
+    yield extra
+    extra.stop_all()
 
 
 @pytest.fixture
