@@ -96,7 +96,7 @@ class PendingRegistry:
         """The next round of ``verification_id`` runs with ``kwargs`` at ``due_at``.
 
         ``queue``: where its message goes, if no jobops worker may consume it yet (a
-        worker's own queue is known from its start, see :meth:`add_queue`). With ``pipe``,
+        worker's own queue is known from its start, see :meth:`add_queues`). With ``pipe``,
         the commands join it and run when its owner executes it.
         """
         with scripts.joined(self._store, pipe) as target:
@@ -109,10 +109,11 @@ class PendingRegistry:
             if queue is not None:
                 target.sadd(keys.QUEUES, queue)
 
-    def add_queue(self, queue: str) -> None:
-        """Rounds' messages may wait in ``queue``: the sweeper looks there before it takes
-        one for lost."""
-        self._store.sadd(keys.QUEUES, queue)
+    def add_queues(self, queues: list[str]) -> None:
+        """Rounds' messages may wait in ``queues``: the sweeper looks there before it
+        takes one for lost."""
+        if queues:
+            self._store.sadd(keys.QUEUES, *queues)
 
     def queues(self) -> list[str]:
         return sorted(q.decode() if isinstance(q, bytes) else str(q)

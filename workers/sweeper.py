@@ -81,9 +81,17 @@ def _shown(ids: list[str]) -> str:
     return ", ".join(ids[:IDS_SHOWN]) + more
 
 
-def _loop() -> None:
+def _loop(queues: list[str]) -> None:
     rt = runtime()
+    registered = False
     while True:
+        try:
+            if not registered:
+                # Before this worker holds anything: what it hands back waits in these.
+                rt.pending.add_queues(queues or [rt.settings.queue])
+                registered = True
+        except Exception:  # noqa: BLE001 - the sweeper must outlive any one failure
+            log.exception("this worker's queues could not be registered; trying again")
         time.sleep(rt.settings.sweep_interval_seconds)
         try:
             sweep_once(rt, rt.clock.now())
@@ -93,10 +101,8 @@ def _loop() -> None:
 
 @worker_ready.connect
 def start_sweeper(sender: Any = None, **_: Any) -> None:
-    rt = runtime()
-    for queue in _consumed_queues(sender) or [rt.settings.queue]:
-        rt.pending.add_queue(queue)
-    threading.Thread(target=_loop, name="jobops-sweeper", daemon=True).start()
+    threading.Thread(target=_loop, args=(_consumed_queues(sender),), name="jobops-sweeper",
+                     daemon=True).start()
 
 
 def _consumed_queues(consumer: Any) -> list[str]:

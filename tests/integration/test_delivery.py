@@ -143,6 +143,12 @@ def test_a_backlog_longer_than_the_grace_is_not_re_sent(
     sandbox.config.in_progress_seconds = 0
     stopped = jobops_worker(concurrency=1, **SHORT_GRACE)
     frozen = jobops_worker(concurrency=1, **SHORT_GRACE)
+    # A worker names the queue it consumes, so sweepers search it (as schedulers name
+    # theirs): a round's later messages go where it was consumed.
+    deadline = time.monotonic() + 10
+    while not store.sismember("jobops:queues", frozen):
+        assert time.monotonic() < deadline, "the worker did not register its queue"
+        time.sleep(0.1)
     in_queue = list(schedule_on(stopped, recorder, 2))
     held = list(schedule_on(frozen, recorder, 2))
     wait_held(jobops_worker.logs(frozen)[0], held)
