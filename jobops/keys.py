@@ -38,7 +38,14 @@
                                          (failures in a row, first and last time, last
                                          error), removed when a round of it runs through or
                                          it ends; TTL: the lifespan, renewed by each failure
+    jobops:queues                        set: the broker queues a verification's message
+                                         may wait in (each worker's, at its start, and
+                                         each scheduler's); the sweeper searches them
+                                         before it takes a round for lost; no TTL
     jobops:sweep:lock                    one sweeper at a time; TTL: the sweep interval
+    jobops:sweep:unseen                  hash: overdue verification id -> when (epoch s) a
+                                         sweep first found no message of it in the broker;
+                                         replaced by every sweep
     jobops:metrics:v2                    hash: Prometheus series -> value, summed over
                                          every process (see jobops.metrics); no TTL
     jobops:due                           sorted set: pending task URNs, scored by when
@@ -117,6 +124,8 @@ QUOTA_PREFIX = f"{PREFIX}quota:"
 CLOCK_OFFSET = f"{PREFIX}clock:offset_ms"
 PENDING = f"{PREFIX}pending"
 SWEEP_LOCK = f"{PREFIX}sweep:lock"
+SWEEP_UNSEEN = f"{PREFIX}sweep:unseen"
+QUEUES = f"{PREFIX}queues"
 STUCK = f"{PREFIX}stuck"
 PENDING_URNS = f"{PREFIX}pending:urns"
 # v2: latency buckets stored per bucket, cumulated when rendered.

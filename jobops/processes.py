@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import redis
@@ -57,11 +57,13 @@ def start_redis(log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def start_worker(app: str, queues: str, env: Mapping[str, str], log_path: Path,
-                 concurrency: int = 2, name: str | None = None) -> subprocess.Popen[bytes]:
-    """``celery -A app worker`` in its own process group, logging to ``log_path``."""
+                 concurrency: int = 2, name: str | None = None,
+                 extra_args: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """``celery -A app worker`` in its own process group, its output in ``log_path``."""
     command = [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queues,
                "-c", str(concurrency), "--loglevel", "INFO", "--without-gossip",
-               "--without-mingle", "-n", name or f"{app}-{os.getpid()}-{free_port()}@%h"]
+               "--without-mingle", "-n", name or f"{app}-{os.getpid()}-{free_port()}@%h",
+               *extra_args]
     return subprocess.Popen(command, env={**os.environ, **env},
                             stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)

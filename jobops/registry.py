@@ -2,21 +2,29 @@
 
 The Redis broker can lose a message (a worker dies between taking a message and
 recording it as unacknowledged — kombu does those in two steps). So each verification
-also registers its next round here, before that round's message is published; a sweeper
-re-sends any round that is overdue by more than a grace period (longer than the broker's
-own redelivery), under the same task id, so run leases drop it if the original shows up.
+also registers its next round here, before that round's message is published, and the
+queues such messages go to. A round overdue by more than a grace period (longer than the
+broker's own redelivery) is late or lost: late while a message of it still waits in a
+queue or is held by a worker (a backlog, a stopped worker), lost once two sweeps in a row
+found none. Only a lost one is re-sent, under the same task id, so run leases drop it if
+the original shows up after all.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 from redis.client import Pipeline
 
 from jobops import keys, scripts
+
+#: Time between two sweeps' searches that found no message of a round, for it to count
+#: as lost: far longer than kombu takes to move a message from a queue to the unacked hash.
+MIN_UNSEEN_SECONDS = 1.0
 
 # KEYS: pending set, the id's arguments, pending URN counts. ARGV: verification id.
 _FORGET = """
@@ -26,19 +34,70 @@ redis.call('HDEL', KEYS[3], ARGV[1])
 return 1
 """
 
+# KEYS: pending set. ARGV: now, the next overdue time, then verification ids.
+# Pushes each id still overdue to the next overdue time (one re-registered meanwhile, or
+# forgotten, is left alone); returns those pushed.
+_POSTPONE = """
+local pushed = {}
+for i = 3, #ARGV do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) <= tonumber(ARGV[1]) then
+    redis.call('ZADD', KEYS[1], ARGV[2], ARGV[i])
+    pushed[#pushed + 1] = ARGV[i]
+  end
+end
+return pushed
+"""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a sweep makes of the overdue rounds it found."""
+
+    #: A message of it waits in a queue or is held by a worker: late, left to run.
+    waiting: list[str] = field(default_factory=list)
+    #: No message found, not (long enough) before either: looked for again next sweep.
+    #: By id, when a sweep first found none.
+    unseen_since: dict[str, float] = field(default_factory=dict)
+    #: No message found by this sweep nor by an earlier one: re-sent.
+    lost: list[str] = field(default_factory=list)
+
+
+def judge(overdue: Collection[str], held: Collection[str], unseen_since: Mapping[str, float],
+          now: float, min_unseen_seconds: float = MIN_UNSEEN_SECONDS) -> Verdict:
+    """Sort overdue rounds into waiting, unseen and lost.
+
+    ``held``: the ids with a message in the broker now; ``unseen_since``: what the last
+    sweep found unseen. One search is not proof: a message moving between a queue and a
+    worker can slip past it, so a round is lost only when two searches, at least
+    ``min_unseen_seconds`` apart, found nothing.
+    """
+    verdict = Verdict()
+    for verification_id in overdue:
+        if verification_id in held:
+            verdict.waiting.append(verification_id)
+        elif now - unseen_since.get(verification_id, now) >= min_unseen_seconds:
+            verdict.lost.append(verification_id)
+        else:
+            verdict.unseen_since[verification_id] = unseen_since.get(verification_id, now)
+    return verdict
+
 
 class PendingRegistry:
     def __init__(self, store: redis.Redis, grace_seconds: float, ttl_seconds: int) -> None:
         self._store = store
         self._forget = store.register_script(_FORGET)
+        self._postpone = store.register_script(_POSTPONE)
         self.grace_seconds = grace_seconds
         self._ttl_seconds = ttl_seconds
 
     def expect(self, verification_id: str, kwargs: Mapping[str, Any], due_at: float,
-               pipe: Pipeline | None = None) -> None:
+               pipe: Pipeline | None = None, queue: str | None = None) -> None:
         """The next round of ``verification_id`` runs with ``kwargs`` at ``due_at``.
 
-        With ``pipe``, the commands join it and run when its owner executes it.
+        ``queue``: where its message goes, if no jobops worker may consume it yet (a
+        worker's own queue is known from its start, see :meth:`add_queues`). With ``pipe``,
+        the commands join it and run when its owner executes it.
         """
         with scripts.joined(self._store, pipe) as target:
             # The arguments first: the sweeper skips an id whose arguments are missing.
@@ -47,6 +106,18 @@ class PendingRegistry:
             target.zadd(keys.PENDING, {verification_id: due_at + self.grace_seconds})
             target.hset(keys.PENDING_URNS, verification_id,
                         len(kwargs.get("task_urns") or []))
+            if queue is not None:
+                target.sadd(keys.QUEUES, queue)
+
+    def add_queues(self, queues: list[str]) -> None:
+        """Rounds' messages may wait in ``queues``: the sweeper looks there before it
+        takes one for lost."""
+        if queues:
+            self._store.sadd(keys.QUEUES, *queues)
+
+    def queues(self) -> list[str]:
+        return sorted(q.decode() if isinstance(q, bytes) else str(q)
+                      for q in self._store.smembers(keys.QUEUES))
 
     def forget(self, verification_id: str, pipe: Pipeline | None = None) -> None:
         with scripts.joined(self._store, pipe) as target:
@@ -60,21 +131,38 @@ class PendingRegistry:
         raw = self._store.mget([keys.pending_args_key(i) for i in verification_ids])
         return [None if r is None else json.loads(r) for r in raw]
 
-    def take_overdue(self, now: float, limit: int = 500) -> list[tuple[str, dict[str, Any]]]:
-        """Overdue rounds, each pushed one grace period later so it is taken once."""
+    def overdue(self, now: float, limit: int) -> list[str]:
+        """Ids of the rounds overdue at ``now``, most overdue first."""
         found = self._store.zrangebyscore(keys.PENDING, "-inf", now, start=0, num=limit)
-        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in found]
-        if not ids:
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in found]
+
+    def postpone(self, verification_ids: list[str], now: float) -> list[str]:
+        """Take the rounds still overdue for overdue again one grace period later; returns
+        those, so two sweepers never both take one."""
+        if not verification_ids:
             return []
-        raw = self._store.mget([keys.pending_args_key(i) for i in ids])
-        with self._store.pipeline(transaction=False) as pipe:
-            for verification_id, args in zip(ids, raw, strict=True):
-                if args is None:
-                    pipe.zrem(keys.PENDING, verification_id)
-                else:
-                    pipe.zadd(keys.PENDING, {verification_id: now + self.grace_seconds})
+        pushed = self._postpone(keys=[keys.PENDING],
+                                args=[now, now + self.grace_seconds, *verification_ids])
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in pushed]
+
+    def unseen(self) -> dict[str, float]:
+        """The overdue rounds the last sweep found no message of, and since when."""
+        return {(k.decode() if isinstance(k, bytes) else str(k)): float(v)
+                for k, v in self._store.hgetall(keys.SWEEP_UNSEEN).items()}
+
+    def note_unseen(self, unseen_since: Mapping[str, float]) -> None:
+        """Replace what the last sweep found unseen."""
+        with self._store.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.SWEEP_UNSEEN)
+            if unseen_since:
+                pipe.hset(keys.SWEEP_UNSEEN,
+                          items=[part for item in unseen_since.items() for part in item])
             pipe.execute()
-        return [(i, json.loads(a)) for i, a in zip(ids, raw, strict=True) if a is not None]
+
+    def drop(self, verification_ids: list[str]) -> None:
+        """Unregister rounds whose arguments are gone (nothing to re-send them with)."""
+        if verification_ids:
+            self._store.zrem(keys.PENDING, *verification_ids)
 
     def urns_with_context(self, key: str, value: str) -> set[str]:
         """Pending URNs of verifications whose context has ``key`` equal to ``value``."""

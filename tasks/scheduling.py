@@ -88,8 +88,9 @@ def _register(rt: Runtime, verification_id: str, kwargs: dict[str, Any], due_at:
 
 def _queue_registration(rt: Runtime, verification_id: str, kwargs: dict[str, Any],
                         due_at: float, pipe: Any) -> None:
-    # Registered before publishing: a message lost in publishing is re-sent by the sweeper.
-    rt.pending.expect(verification_id, kwargs, due_at, pipe)
+    # Registered before publishing: a message lost in publishing is re-sent by the sweeper,
+    # which searches the queue named here first (no worker may consume it yet).
+    rt.pending.expect(verification_id, kwargs, due_at, pipe, queue=rt.settings.queue)
     if rt.share is not None:
         rt.share.expect(kwargs["task_urns"], due_at, verification_id, pipe)
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from celery.signals import before_task_publish
 from jobops.processes import free_port, redis_answers, start_worker, stop, wait_ready
 from sandbox import SandboxConfig, SandboxServer, SandboxState
 from tests.env import REDIS_URL, SANDBOX_PORT, TEST_ENV
+from tests.pipeline_app import app as pipeline_app
 
 OUTCOMES_KEY = "test:outcomes:{}"
 
@@ -157,29 +160,102 @@ def wait_for_line(log_path: Path, text: str, count: int = 1, timeout_seconds: fl
         time.sleep(0.1)
 
 
+def wait_callbacks_run(store: redis.Redis, pipeline_log: Path, timeout_seconds: float = 30
+                       ) -> None:
+    """Until every callback published before this call has run.
+
+    A marker sent now joins the back of the callback queue, which the pipeline worker takes
+    in order: once the marker ran, whatever was ahead of it has been received (and logged
+    so, before the marker), and only has to finish.
+    """
+    tag = f"marker-{uuid.uuid4().hex[:8]}"
+    marker = pipeline_app.send_task("tests.record_outcome", args=[{"context": {"test": tag}}],
+                                    queue=TEST_ENV["JOBOPS_CALLBACK_QUEUE"])
+    deadline = time.monotonic() + timeout_seconds
+    while not store.llen(OUTCOMES_KEY.format(tag)):
+        assert time.monotonic() < deadline, f"the marker did not run in {timeout_seconds} s"
+        time.sleep(0.05)
+    while True:
+        lines = pipeline_log.read_text(errors="replace").splitlines()
+        marker_at = next(n for n, line in enumerate(lines)
+                         if f"[{marker.id}] received" in line)
+        ahead = Counter(m.group(1) for line in lines[:marker_at]
+                        if (m := _RECEIVED.search(line)))
+        ended = Counter(m.group(1) for line in lines if (m := _ENDED.search(line)))
+        running = ahead - ended
+        if not running:
+            return
+        assert time.monotonic() < deadline, f"callbacks still running: {list(running)[:5]}"
+        time.sleep(0.05)
+
+
+_RECEIVED = re.compile(r"Task [\w.]+\[([^\]]+)\] received")
+_ENDED = re.compile(r"Task [\w.]+\[([^\]]+)\] (?:succeeded in|raised)")
+
+
 @pytest.fixture
 def recorder(store: redis.Redis, request: pytest.FixtureRequest) -> Recorder:
     return Recorder(store, f"{request.node.name}-{uuid.uuid4().hex[:6]}")
 
 
-@pytest.fixture
-def jobops_worker(workers: dict[str, Path], tmp_path: Path
-                  ) -> Iterator[Callable[..., str]]:
-    """Start an extra jobops worker with its own settings and queue; returns the queue."""
-    started = []
+class ExtraWorkers:
+    """Extra jobops workers, each with its own settings. Calling it starts one on a new
+    queue (or on ``queue``, beside or after another) and returns the queue."""
 
-    def start(concurrency: int = 3, **env: str) -> str:
-        queue = f"jobops-extra-{uuid.uuid4().hex[:8]}"
-        log_path = tmp_path / f"{queue}.log"
+    def __init__(self, logs: Path) -> None:
+        self._logs = logs
+        self._started: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+
+    def __call__(self, concurrency: int = 3, queue: str | None = None,
+                 logfile: bool = False, **env: str) -> str:
+        """``logfile``: log records go to the log (``logs``) and nothing else does: not
+        Celery's banner, nor what is printed before logging is set up."""
+        queue = queue or f"jobops-extra-{uuid.uuid4().hex[:8]}"
+        earlier = len(self.logs(queue))
+        name = queue if not earlier else f"{queue}-{earlier + 1}"
+        log_path = self._logs / f"{name}.log"
+        output = self._logs / f"{name}.out" if logfile else log_path
         process = start_worker("workers", queue, {**TEST_ENV, **env, "JOBOPS_QUEUE": queue},
-                               log_path, concurrency=concurrency)
-        started.append(process)
+                               output, concurrency=concurrency,
+                               extra_args=[f"--logfile={log_path}"] if logfile else [])
+        self._started.append((queue, process, log_path))
         wait_ready(process, log_path)
         return queue
 
-    yield start
-    for process in started:
-        stop(process)
+    def logs(self, queue: str) -> list[Path]:
+        """The logs of the workers started on ``queue``, first started first."""
+        return [log_path for name, _, log_path in self._started if name == queue]
+
+    def _signal(self, queue: str, signum: int) -> None:
+        for name, process, _ in self._started:
+            if name == queue and process.poll() is None:
+                os.killpg(process.pid, signum)
+
+    def pause(self, queue: str) -> None:
+        """Freeze the workers on ``queue`` (SIGSTOP): what they hold stays unacknowledged."""
+        self._signal(queue, signal.SIGSTOP)
+
+    def resume(self, queue: str) -> None:
+        self._signal(queue, signal.SIGCONT)
+
+    def stop(self, queue: str) -> None:
+        """Warm shutdown of the workers on ``queue``: held countdown tasks go back to it."""
+        self.resume(queue)
+        for name, process, _ in self._started:
+            if name == queue:
+                stop(process)
+
+    def stop_all(self) -> None:
+        for queue in {name for name, _, _ in self._started}:
+            self.stop(queue)
+
+
+@pytest.fixture
+def jobops_worker(workers: dict[str, Path], tmp_path: Path) -> Iterator[ExtraWorkers]:
+    """Start extra jobops workers with their own settings; each call returns its queue."""
+    extra = ExtraWorkers(tmp_path)
+    yield extra
+    extra.stop_all()
 
 
 @pytest.fixture
@@ -255,20 +331,67 @@ def flower_server(workers: dict[str, Path], tmp_path_factory: pytest.TempPathFac
         stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(url + "/healthcheck", timeout=1)
-            break
-        except requests.ConnectionError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"flower did not start: {log_path.read_text()}") from None
-            time.sleep(0.2)
-    # Workers send task events only once Flower switches them on (JOBOPS_TASK_EVENTS is
-    # off), which it does every 5 s from 5 s after it starts.
-    time.sleep(6)
+    try:
+        _wait_listed(process, url, {worker_name(path) for path in workers.values()})
+        _wait_task_events(process, url)
+    except AssertionError as error:
+        stop(process)
+        raise RuntimeError(f"{error}; Flower's log:\n{log_path.read_text()}") from None
+    except BaseException:
+        stop(process)
+        raise
     yield process, url
     stop(process)
+
+
+def _flower_api(process: subprocess.Popen[bytes], url: str, path: str, **params: str
+                ) -> requests.Response | None:
+    """Flower's answer, behind its login; None while it does not listen yet."""
+    assert process.poll() is None, "Flower exited"
+    try:
+        return requests.get(url + path, auth=FLOWER_AUTH, params=params, timeout=5)
+    except requests.ConnectionError:
+        return None
+
+
+def _wait_listed(process: subprocess.Popen[bytes], url: str, names: set[str],
+                 timeout_seconds: float = 60) -> None:
+    """Until Flower answers an authenticated call with this session's workers."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        answer = _flower_api(process, url, "/api/workers", refresh="1")
+        if answer is not None and answer.status_code == 200 and names <= set(answer.json()):
+            return
+        assert time.monotonic() < deadline, f"Flower never listed {names}"
+        time.sleep(0.2)
+
+
+def _wait_task_events(process: subprocess.Popen[bytes], url: str,
+                      timeout_seconds: float = 30) -> None:
+    """Until Flower sees what tasks do: workers send task events only once it switches
+    them on (JOBOPS_TASK_EVENTS is off), 5 s after it starts and every 5 s after that.
+    A probe run on the jobops worker shows when; one run before then is never seen."""
+    from workers import app
+
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        probe = app.send_task("celery.accumulate", args=[1], queue=TEST_ENV["JOBOPS_QUEUE"])
+        seen_by = time.monotonic() + 2
+        while time.monotonic() < seen_by:
+            answer = _flower_api(process, url, f"/api/task/info/{probe.id}")
+            if answer is not None and answer.status_code == 200 \
+                    and answer.json().get("state") == "SUCCESS":
+                return
+            time.sleep(0.2)
+        assert time.monotonic() < deadline, "Flower never saw a task's events"
+
+
+def worker_name(log_path: Path) -> str:
+    """The node name a worker's log gives when it is ready."""
+    for line in log_path.read_text(errors="replace").splitlines():
+        if line.endswith(" ready."):
+            return line.rsplit("] ", 1)[-1].removesuffix(" ready.")
+    raise AssertionError(f"{log_path.name} has no ready line")
 
 
 @pytest.fixture(scope="session")

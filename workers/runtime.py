@@ -16,6 +16,7 @@ import redis
 import requests
 
 from jobops.batches import Batches
+from jobops.broker import BrokerMessages
 from jobops.client import StatusClient
 from jobops.clock import FleetClock
 from jobops.coalesce import StatusShare
@@ -26,7 +27,7 @@ from jobops.records import Records
 from jobops.registry import PendingRegistry
 from jobops.stuck import StuckVerifications
 from jobops.tokens import SharedTokenCache, request_token
-from settings import Settings, get_settings
+from settings import Settings, celery_config, get_settings
 
 
 @dataclass
@@ -46,6 +47,8 @@ class Runtime:
     stuck: StuckVerifications
     clock: FleetClock
     keeper: LeaseKeeper
+    # None when the broker is not Redis: its messages cannot be searched.
+    broker: BrokerMessages | None
 
 
 def build_limiter(settings: Settings, store: redis.Redis,
@@ -105,11 +108,20 @@ def build_runtime(settings: Settings) -> Runtime:
                    clock=FleetClock(store, host=_host_clock(settings)),
                    # Three renewals per lease: one missed (a slow Redis) loses nothing.
                    keeper=LeaseKeeper(leases, settings.run_lease_seconds / 3),
+                   broker=_broker_messages(settings, store),
                    # An IN_PROGRESS answer older than one poll interval tells a
                    # verification nothing its own next check would not.
                    share=StatusShare(store, min(settings.status_fresh_seconds,
                                                 settings.poll_interval_seconds))
                    if settings.coalesce_polling else None)
+
+
+def _broker_messages(settings: Settings, store: redis.Redis) -> BrokerMessages | None:
+    url = settings.effective_broker_url
+    if url.split("://", 1)[0] not in ("redis", "rediss"):
+        return None
+    broker = store if url == settings.redis_url else redis.Redis.from_url(url)
+    return BrokerMessages(broker, celery_config(settings)["broker_transport_options"])
 
 
 def _host_clock(settings: Settings) -> Callable[[], float]:

@@ -1,7 +1,8 @@
-"""Re-sends verifications whose next round is overdue (see jobops.registry).
+"""Re-sends verifications whose next round was lost, not merely late (see jobops.registry).
 
 Runs as a thread in each worker's main process; a lock in Redis lets one sweep at a time
-for the whole fleet.
+for the whole fleet. A sweep searches the broker only when some round is overdue, and
+then once for all of them: every registered queue's list and the unacknowledged messages.
 """
 
 from __future__ import annotations
@@ -14,33 +15,83 @@ from typing import Any
 from celery.signals import worker_ready
 
 from jobops import keys
+from jobops.registry import judge
 from tasks.scheduling import VERIFY_TASK
 from workers import app
 from workers.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
 
+#: Overdue rounds one sweep looks at: each sweep reads the whole broker once, so the more
+#: rounds it settles per read, the fewer reads a backlog costs.
+OVERDUE_PER_SWEEP = 10_000
+#: Ids named in one log line.
+IDS_SHOWN = 5
+
 
 def sweep_once(rt: Runtime, now: float) -> int:
-    """Re-send every overdue round, if no other process is sweeping; returns how many."""
+    """Re-send every lost round, if no other process is sweeping; returns how many."""
     interval = rt.settings.sweep_interval_seconds
     if not rt.redis.set(keys.SWEEP_LOCK, "1", nx=True, px=int(interval * 1000)):
         return 0
-    overdue = rt.pending.take_overdue(now)
-    for verification_id, kwargs in overdue:
+    overdue = rt.pending.overdue(now, OVERDUE_PER_SWEEP)
+    if not overdue:
+        rt.pending.note_unseen({})
+        return 0
+    if rt.broker is None:
+        rt.pending.postpone(overdue, now)
+        log.warning("%d verifications are overdue, but the broker is not Redis and cannot "
+                    "be searched for their messages: none is re-sent (%s)", len(overdue),
+                    _shown(overdue))
+        return 0
+    held = rt.broker.find(set(overdue), rt.pending.queues())
+    verdict = judge(overdue, held, rt.pending.unseen(), now)
+    rt.pending.note_unseen(verdict.unseen_since)
+    if verdict.waiting:
+        rt.pending.postpone(verdict.waiting, now)
+        log.info("%d overdue verifications are late, not lost: a message of each still "
+                 "waits in the broker (a backlog, or a stopped worker) (%s)",
+                 len(verdict.waiting), _shown(verdict.waiting))
+    return _resend(rt, rt.pending.postpone(verdict.lost, now))
+
+
+def _resend(rt: Runtime, lost: list[str]) -> int:
+    sent = []
+    gone = []
+    for verification_id, kwargs in zip(lost, rt.pending.arguments(lost), strict=True):
+        if kwargs is None:
+            gone.append(verification_id)
+            continue
         # The same task id: if the lost message turns up after all, its round lease
         # tells the two copies apart.
         app.send_task(VERIFY_TASK, kwargs=kwargs, task_id=verification_id,
                       queue=rt.settings.queue)
-    if overdue:
-        log.warning("re-sent %d overdue verifications: %s", len(overdue),
-                    ", ".join(i for i, _ in overdue[:5]))
-    return len(overdue)
+        log.warning("re-sent verification %s round %s: two sweeps found no message of it "
+                    "in the broker", verification_id, kwargs.get("poll_round", 0))
+        sent.append(verification_id)
+    rt.pending.drop(gone)
+    if sent:
+        log.warning("re-sent %d overdue verifications whose message was lost: %s",
+                    len(sent), _shown(sent))
+    return len(sent)
 
 
-def _loop() -> None:
+def _shown(ids: list[str]) -> str:
+    more = f" +{len(ids) - IDS_SHOWN} more" if len(ids) > IDS_SHOWN else ""
+    return ", ".join(ids[:IDS_SHOWN]) + more
+
+
+def _loop(queues: list[str]) -> None:
     rt = runtime()
+    registered = False
     while True:
+        try:
+            if not registered:
+                # Before this worker holds anything: what it hands back waits in these.
+                rt.pending.add_queues(queues or [rt.settings.queue])
+                registered = True
+        except Exception:  # noqa: BLE001 - the sweeper must outlive any one failure
+            log.exception("this worker's queues could not be registered; trying again")
         time.sleep(rt.settings.sweep_interval_seconds)
         try:
             sweep_once(rt, rt.clock.now())
@@ -49,5 +100,12 @@ def _loop() -> None:
 
 
 @worker_ready.connect
-def start_sweeper(**_: Any) -> None:
-    threading.Thread(target=_loop, name="jobops-sweeper", daemon=True).start()
+def start_sweeper(sender: Any = None, **_: Any) -> None:
+    threading.Thread(target=_loop, args=(_consumed_queues(sender),), name="jobops-sweeper",
+                     daemon=True).start()
+
+
+def _consumed_queues(consumer: Any) -> list[str]:
+    """The queues this worker consumes (``-Q`` may name others than the settings')."""
+    task_consumer = getattr(consumer, "task_consumer", None)
+    return [queue.name for queue in getattr(task_consumer, "queues", None) or []]

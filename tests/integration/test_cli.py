@@ -52,12 +52,27 @@ def test_schedule_an_answer_then_watch_it_to_the_end(sandbox: SandboxState,
 
 
 def test_every_command_speaks_json(sandbox: SandboxState) -> None:
+    sandbox.config.in_progress_seconds = 60
     urns = task_urns(post([job()], "CREATE"))
-    for args in (["status", *urns, "--json"], ["limits", "--json"],
-                 ["outcome", *urns, "--json"]):
-        answer = jobops(*args)
-        assert answer.returncode in (0, 1), answer.stderr
-        json.loads(answer.stdout)
+
+    status = jobops("status", *urns, "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout) == {
+        "results": [{"task_urn": urns[0], "status": "IN_PROGRESS"}], "error": None}
+
+    limits = jobops("limits", "--json")
+    assert limits.returncode == 0, limits.stderr
+    assert {"redis", "token", "limits"} <= set(json.loads(limits.stdout))
+
+    # Nothing recorded yet: not well (1), and the JSON says which.
+    missing = jobops("outcome", *urns, "--json")
+    assert missing.returncode == 1, missing.stderr
+    assert json.loads(missing.stdout) == {"outcomes": [], "missing": urns}
+
+    sandbox.script(503, {"message": "Service Unavailable", "status": 503})
+    failed = jobops("status", *urns, "--json")
+    assert failed.returncode == 1, failed.stderr
+    assert "503" in json.loads(failed.stdout)["error"]
 
 
 def test_bad_input_exits_2_with_what_to_fix() -> None:

@@ -71,7 +71,7 @@ def test_a_sweeper_90_s_ahead_resends_nothing_that_is_waiting() -> None:
         right.pending.expect(waiting, {"task_urns": [], "operation": "CREATE"},
                              right.clock.now() + 8)
         # What the fast host's sweeper would re-send now (sweep_once, minus the lock).
-        assert ahead.pending.take_overdue(ahead.clock.now()) == []
+        assert ahead.pending.overdue(ahead.clock.now(), limit=10) == []
     finally:
         right.pending.forget(waiting)
         right.redis.close()

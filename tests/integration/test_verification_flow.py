@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from celery import chain
 
 from jobops.urns import encode_id_param
 from sandbox import SandboxState
 from tasks.scheduling import schedule_from_answer, verify_urns
-from tests.conftest import Recorder
+from tests.conftest import Recorder, wait_callbacks_run
 from tests.jobs import MIGRATING, job, post, task_urns
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
@@ -222,11 +223,17 @@ def test_still_in_progress_past_the_lifespan_expires(sandbox: SandboxState, reco
 def test_transient_api_failures_are_retried_not_failed(sandbox: SandboxState,
                                                        recorder: Recorder) -> None:
     sandbox.config.in_progress_seconds = 0
+    calls_before = len(sandbox.status_calls())
     sandbox.script(503, {"message": "Service Unavailable", "status": 503}, times=2)
     sandbox.script(429, {"message": "throttled", "status": 429}, {"Retry-After": "1"})
     urns = verify([job() for _ in range(3)], "CREATE", recorder)
     outcomes = by_urn(recorder.wait(3))
     assert {outcomes[u]["status"] for u in urns} == {"SUCCEEDED"}
+    # Each scripted fault answered a call for these URNs, and the answer that decided them
+    # came after (a 401 is a stale token's, answered before any script).
+    answers = [call.status for call in sandbox.status_calls()[calls_before:]
+               if set(call.asked()) & set(urns) and call.status != 401]
+    assert answers == [503, 503, 429, 200]
 
 
 def test_pipeline_chain_into_schedule_verification(sandbox: SandboxState, recorder: Recorder
@@ -258,15 +265,22 @@ def test_callbacks_per_status_with_signature_options(sandbox: SandboxState, reco
     assert all(i.startswith("jobops-outcome-") for i in recorder.callback_ids())
 
 
-def test_duplicate_schedule_fires_each_callback_once(sandbox: SandboxState, recorder: Recorder
-                                                     ) -> None:
+def test_duplicate_schedule_fires_each_callback_once(
+        sandbox: SandboxState, recorder: Recorder, store: redis.Redis,
+        workers: dict[str, Path]) -> None:
     sandbox.config.in_progress_seconds = 0
     urns = task_urns(post([job(), job()], "CREATE"))
     verify_urns(urns, "CREATE", recorder.callbacks, recorder.context)
-    outcomes = recorder.wait(2)
-    verify_urns(urns, "CREATE", recorder.callbacks, recorder.context, countdown_seconds=0)
-    time.sleep(2)
+    outcomes = recorder.wait(2, settle_seconds=0)
+    again = verify_urns(urns, "CREATE", recorder.callbacks, recorder.context,
+                        countdown_seconds=0)
+    # The second verification ran to its end: any callback it sent is queued by now ...
+    summary = final_summary(workers["jobops"], again["verification_id"])
+    assert (summary["outcomes"], summary["pending"]) == ({"SUCCEEDED": 2}, 0)
+    # ... and has run once everything queued before this point has.
+    wait_callbacks_run(store, workers["pipeline"])
     assert len(by_urn(recorder.outcomes())) == len(outcomes) == 2
+    assert len(set(recorder.callback_ids())) == len(recorder.callback_ids()) == 2
 
 
 def test_no_secret_or_token_in_worker_logs(sandbox: SandboxState, recorder: Recorder,

@@ -1,0 +1,100 @@
+"""Which task ids the Redis broker still holds a message for, read as kombu lays it out.
+
+kombu's Redis transport keeps a queue's waiting messages in a list named after the queue
+(one list per priority step: ``<queue>``, ``<queue>\\x06\\x163``, …) and a message it
+delivered to a worker — running, or held in memory as a countdown task — in the
+``unacked`` hash (delivery tag → ``[message, exchange, routing key]``) until it is
+acknowledged or handed back to its list. A message in neither place is gone (or, for a
+moment, moving between them: kombu pops it from the list and records it in the hash in
+two steps, which is also how a dying worker loses one).
+
+Usage::
+
+    held = BrokerMessages(broker_redis, transport_options).find(task_ids, ["jobops"])
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Set
+from typing import Any
+
+import redis
+from kombu.transport.redis import Channel
+
+#: Messages read per round trip: a backlog of 100,000 costs 100 of them, without one
+#: reply holding the whole queue.
+PAGE_SIZE = 1_000
+
+
+class BrokerMessages:
+    def __init__(self, store: redis.Redis, transport_options: Mapping[str, Any] | None = None,
+                 page_size: int = PAGE_SIZE) -> None:
+        options = transport_options or {}
+        self._store = store
+        self._page_size = page_size
+        self._prefix = str(options.get("global_keyprefix", Channel.global_keyprefix))
+        self._sep = str(options.get("sep", Channel.sep))
+        self._priority_steps = [int(step) for step in
+                                options.get("priority_steps", Channel.priority_steps)]
+        self._unacked = self._prefix + str(options.get("unacked_key", Channel.unacked_key))
+
+    def find(self, task_ids: Set[str], queues: Iterable[str]) -> set[str]:
+        """Those of ``task_ids`` with a message waiting in one of ``queues`` or held,
+        unacknowledged, by a worker.
+
+        One pass over each list and the hash, however many ids are asked about. Lists
+        first: a message popped meanwhile is in the hash by the time it is read.
+        """
+        if not task_ids:
+            return set()
+        found = {i for i in self._queued_ids(queues) if i in task_ids}
+        found.update(i for i in self._held_ids() if i in task_ids)
+        return found
+
+    def _queued_ids(self, queues: Iterable[str]) -> Iterator[str]:
+        for queue in sorted(set(queues)):
+            for step in sorted(set(self._priority_steps)):
+                # Step 0 is the bare queue name (kombu's _q_for_pri).
+                name = f"{self._prefix}{queue}" + (f"{self._sep}{step}" if step else "")
+                # From the newest end: kombu pushes there and pops at the other, so a page
+                # boundary can show a message twice but never skip one.
+                start = 0
+                while True:
+                    page = self._store.lrange(name, start, start + self._page_size - 1)
+                    for raw in page:
+                        task_id = _task_id(_decoded(raw))
+                        if task_id is not None:
+                            yield task_id
+                    if len(page) < self._page_size:
+                        break
+                    start += self._page_size
+
+    def _held_ids(self) -> Iterator[str]:
+        for _, raw in self._store.hscan_iter(self._unacked, count=self._page_size):
+            held = _decoded(raw)
+            if isinstance(held, list) and held:
+                task_id = _task_id(held[0])
+                if task_id is not None:
+                    yield task_id
+
+
+def _decoded(raw: bytes | str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None  # not a kombu message: nothing of ours
+
+
+def _task_id(payload: Any) -> str | None:
+    """The task id of a kombu message (Celery's protocol 2 header, else the correlation
+    id every Celery message carries)."""
+    if not isinstance(payload, dict):
+        return None
+    headers = payload.get("headers")
+    if isinstance(headers, dict) and isinstance(headers.get("id"), str):
+        return str(headers["id"])
+    properties = payload.get("properties")
+    if isinstance(properties, dict) and isinstance(properties.get("correlation_id"), str):
+        return str(properties["correlation_id"])
+    return None
