@@ -89,6 +89,12 @@
                                          1970-01-01); TTL: two days
     jobops:clock:offset_ms               test clock: milliseconds added to Redis time, read
                                          only when JOBOPS_ALLOW_CLOCK_OVERRIDE is set
+    jobops:dead-letters                  list, newest first: JSON of each message taken
+                                         off a jobops queue that no worker could run
+                                         (queue, reason, size, body_base64, truncated,
+                                         at: Redis time), at most 1,000 (see
+                                         jobops.deadletters); in the broker's Redis
+                                         (CELERY_BROKER_URL), no TTL
 
 A verification id in a key is a task id, which whoever sends a task by name chooses: one
 that is not a canonical UUID (jobops' own and Celery's are) appears as sha256:<hex digest>
@@ -115,6 +121,7 @@ BLOCKED_UNTIL = f"{PREFIX}rate:blocked_until"
 BREAKER = f"{PREFIX}rate:breaker"
 QUOTA_PREFIX = f"{PREFIX}quota:"
 CLOCK_OFFSET = f"{PREFIX}clock:offset_ms"
+DEAD_LETTERS = f"{PREFIX}dead-letters"
 PENDING = f"{PREFIX}pending"
 SWEEP_LOCK = f"{PREFIX}sweep:lock"
 STUCK = f"{PREFIX}stuck"

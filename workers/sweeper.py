@@ -16,6 +16,7 @@ from celery.signals import worker_ready
 from jobops import keys
 from tasks.scheduling import VERIFY_TASK
 from workers import app
+from workers.outages import UNREACHABLE, Outage
 from workers.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,14 @@ def sweep_once(rt: Runtime, now: float) -> int:
 
 def _loop() -> None:
     rt = runtime()
+    outage = Outage("sweeper", log)
     while True:
         time.sleep(rt.settings.sweep_interval_seconds)
         try:
             sweep_once(rt, rt.clock.now())
+            outage.answered()
+        except UNREACHABLE as error:
+            outage.failed(error, rt.settings.sweep_interval_seconds)
         except Exception:  # noqa: BLE001 - the sweeper must outlive any one failure
             log.exception("sweep failed; trying again next interval")
 
