@@ -16,13 +16,47 @@ import pytest
 import redis
 from celery import Celery
 
-from jobops.processes import start_worker, stop, wait_ready
-from tests.chaos import RedisServer
+from jobops.processes import free_port, redis_answers, start_worker, stop, wait_ready
 from tests.env import REDIS_URL, TEST_ENV
 from tests.outage_pipeline import record_key
 
 #: Short, so what a stopped worker held comes back within a test.
 VISIBILITY_TIMEOUT_SECONDS = 20
+#: The fleet's Redis has a password, as production's would; it must never show.
+PASSWORD = "fleet-redis-hunter2"
+
+
+class RedisServer:
+    """A Redis on a free loopback port with an append-only file, killed and started again
+    on the same port and files."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://:{PASSWORD}@127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--requirepass", PASSWORD, "--appendonly", "yes", "--appendfsync", "everysec",
+             "--save", "", "--dir", str(self.workdir)],
+            stdout=(self.workdir / "redis.log").open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        deadline = time.monotonic() + 10
+        while not redis_answers(self.url):
+            assert self.process.poll() is None and time.monotonic() < deadline, \
+                (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
 
 
 class Fleet:
@@ -71,9 +105,7 @@ class Fleet:
         return redis.Redis.from_url(self.redis.url, socket_connect_timeout=2)
 
     def kill_redis(self) -> None:
-        assert self.redis.process is not None
-        self.redis.process.send_signal(signal.SIGKILL)
-        self.redis.process.wait(10)
+        self.redis.kill()
 
     def received(self) -> list[dict[str, Any]]:
         """Every callback the consumer ran, copies included."""
@@ -121,6 +153,12 @@ def llen(client: redis.Redis, key: str) -> int:
         return int(client.llen(key))
     except redis.RedisError:
         return 0
+
+
+def children(pid: int) -> set[int]:
+    """A worker's pool processes."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return {int(child) for child in found.stdout.split()}
 
 
 def alive(pid: int) -> bool:

@@ -37,6 +37,7 @@ from celery.app.amqp import AMQP as CeleryAMQP
 from celery.signals import task_rejected, task_unknown
 from celery.worker.state import active_requests
 from kombu.transport import redis as kombu_redis
+from kombu.utils.collections import HashedSeq
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
@@ -207,6 +208,25 @@ class Connection(kombu.Connection):
     def get_transport_cls(self) -> type:
         transport_cls = super().get_transport_cls()
         return Transport if transport_cls is kombu_redis.Transport else transport_cls
+
+    def Pool(  # noqa: N802 - kombu's name
+            self, limit: int | None = None, **kwargs: Any) -> ConnectionPool:
+        # kombu's pool hands out its own PooledConnection: the producers' connections,
+        # in every pool process, would get kombu's transport.
+        return ConnectionPool(self, limit=limit, **kwargs)
+
+    def __eqhash__(self) -> Any:
+        # kombu.pools keys its connection pools by this: never one of kombu's own.
+        return HashedSeq("jobops", super().__eqhash__())
+
+
+class PooledConnection(kombu.connection.PooledConnection, Connection):
+    """A connection of the pool, with this module's transport."""
+
+
+class ConnectionPool(kombu.connection.ConnectionPool):
+    def new(self) -> PooledConnection:
+        return PooledConnection(self, **dict(self.connection._info(resolve=False)))
 
 
 class AMQP(CeleryAMQP):

@@ -14,12 +14,13 @@ import redis
 
 from jobops.processes import stop
 from sandbox import SandboxState
-from tests.chaos import PASSWORD, children
 from tests.conftest import wait_for_line
 from tests.fleet import (
+    PASSWORD,
     VISIBILITY_TIMEOUT_SECONDS,
     Fleet,
     alive,
+    children,
     llen,
     running_fleet,
     wait_until,

@@ -17,9 +17,8 @@ import redis
 
 from jobops.deadletters import DeadLetters
 from sandbox import SandboxState
-from tests.chaos import PASSWORD
 from tests.conftest import wait_for_line
-from tests.fleet import Fleet, running_fleet, wait_until
+from tests.fleet import PASSWORD, Fleet, running_fleet, wait_until
 from tests.jobs import job, post, task_urns
 
 pytestmark = pytest.mark.integration
