@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobops.errors import ConfigurationError
+from jobops.keys import ONCE_TASK_ID_PREFIXES
 from jobops.request import MAX_BATCH_SECONDS, MAX_BATCH_SIZE
 from settings.fit import FITTED, fit
 from settings.urls import masked, plain_http_elsewhere
@@ -198,6 +199,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # An unreachable host must not hold a worker (or its shutdown) for the
             # system's TCP connect timeout, minutes.
             "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_SECONDS,
+            # A callback sent again (a publish retried after its reply was lost, a run
+            # retried after its batch failed) is queued once (workers.broker). Every path
+            # that sends one again does so within two visibility timeouts.
+            "enqueue_once_prefixes": ONCE_TASK_ID_PREFIXES,
+            "enqueue_once_seconds": settings.visibility_timeout_seconds * 2,
         },
         # A worker consumes only the jobops queue. Any other task this app sends — a
         # callback, the next step of a user's chain — goes to JOBOPS_CALLBACK_QUEUE, never

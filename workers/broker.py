@@ -13,6 +13,13 @@ Three things kombu's own Redis transport does that a worker must not:
   ``restore_visible`` finds them once the visibility timeout has passed (hours). Here the
   worker hands them back itself as soon as it has reconnected (``RestoreHeld``), except
   those its pool is still running, which it acknowledges when they end.
+- **Queue a callback again when a publish is retried.** A publish whose connection died
+  after Redis ran it and before its reply came is sent again (kombu's publish retry), and
+  a run whose batch of callbacks failed that way sends them all again: copies with one
+  task id. Here a message whose task id marks it as a callback (``keys.
+  ONCE_TASK_ID_PREFIXES``) is queued with a marker, both in one script, and not queued
+  again while the marker lives (two visibility timeouts: longer than any path that
+  sends a callback again).
 - **Exit on a message it cannot read.** Bytes on the queue that are not JSON raise
   ``JSONDecodeError`` in the event loop, JSON that is not a kombu message ``KeyError``
   or ``TypeError``, and the worker exits. Here they are logged and kept as dead letters
@@ -41,6 +48,7 @@ from kombu.utils.collections import HashedSeq
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
+from jobops import keys
 from jobops.deadletters import DeadLetters
 
 log = logging.getLogger(__name__)
@@ -48,6 +56,16 @@ log = logging.getLogger(__name__)
 #: Longest excerpt of a dead letter's bytes in its log line.
 LOG_EXCERPT_BYTES = 200
 
+
+# Queue a callback once: the marker and the message together, or neither.
+#   keys=[queue list, marker]  args=[message, marker TTL in ms]  returns 1 if queued
+_ENQUEUE_ONCE = """
+if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then
+  redis.call('LPUSH', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
 
 #: Errors that mean the broker is unreachable (kombu's list also has KeyError).
 BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -99,6 +117,13 @@ class QoS(kombu_redis.QoS):
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
+    #: Task ids of messages queued at most once while their marker lives, and how long
+    #: that is (transport options; see settings.celery_config).
+    enqueue_once_prefixes: tuple[str, ...] = ()
+    enqueue_once_seconds: float = 0.0
+    from_transport_options = (  # type: ignore[assignment]  # kombu's is a literal tuple
+        *kombu_redis.Channel.from_transport_options,
+        "enqueue_once_prefixes", "enqueue_once_seconds")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -122,6 +147,24 @@ class Channel(kombu_redis.Channel):
                 self.unrecorded.pop(0)
                 restored += 1
         return restored
+
+    def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
+        task_id = (message.get("headers") or {}).get("id")
+        if not (self.enqueue_once_seconds and isinstance(task_id, str)
+                and task_id.startswith(tuple(self.enqueue_once_prefixes))
+                and queue not in self._expires):
+            super()._put(queue, message, **kwargs)
+            return
+        key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
+        command = (_ENQUEUE_ONCE, 2, key, keys.enqueued_key(task_id), dumps(message),
+                   int(self.enqueue_once_seconds * 1000))
+        publish_batch = kwargs.pop("_publish_batch", None)
+        if publish_batch is not None:
+            publish_batch.add("eval", *command)
+            return
+        with self.conn_or_acquire() as client:
+            if not client.eval(*command):
+                log.info("%s was queued already; not queued again", task_id)
 
     @property
     def pool(self) -> redis.ConnectionPool:
