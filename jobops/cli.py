@@ -290,6 +290,33 @@ def _stuck(args: argparse.Namespace) -> int:
     return 1 if listed else 0
 
 
+def _dead_letters(args: argparse.Namespace) -> int:
+    import redis
+
+    from jobops.deadletters import DeadLetters, body
+    from settings import get_settings
+    from settings.urls import masked
+
+    url = get_settings().effective_broker_url
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(f"the broker at {masked(url)} is not Redis: dead letters "
+                                 "are kept only by jobops' Redis transport")
+    letters = DeadLetters(redis.Redis.from_url(url))
+    listed = letters.take() if args.clear else letters.listed(args.limit)
+    if args.json:
+        print(json.dumps({"broker": masked(url), "dead_letters": listed}))
+    elif not listed:
+        print(f"no dead letters in {masked(url)}")
+    for entry in [] if args.json else listed:
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry["at"]))
+        cut = f", first {len(body(entry))} shown" if entry["truncated"] else ""
+        print(f"{at}  queue {entry['queue']}  {entry['size']} bytes{cut}  {entry['reason']}\n"
+              f"    {body(entry)!r}")
+    if args.clear and listed:
+        print(f"removed {len(listed)} dead letters", file=sys.stderr)
+    return 1 if listed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jobops", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -361,6 +388,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 "their last error")
     stuck.add_argument("--json", action="store_true", help="print JSON for scripts")
     stuck.set_defaults(run=_stuck)
+
+    dead = commands.add_parser("dead-letters", help="messages taken off a jobops queue that "
+                               "no worker could run (exit 1 if any)")
+    dead.add_argument("--limit", type=int, default=100, help="show the most recent N")
+    dead.add_argument("--clear", action="store_true",
+                      help="show every dead letter and remove them")
+    dead.add_argument("--json", action="store_true", help="print JSON for scripts")
+    dead.set_defaults(run=_dead_letters)
     return parser
 
 

@@ -96,6 +96,17 @@
                                          1970-01-01); TTL: two days
     jobops:clock:offset_ms               test clock: milliseconds added to Redis time, read
                                          only when JOBOPS_ALLOW_CLOCK_OVERRIDE is set
+    jobops:enqueued:<task id>            "1": a callback (task id jobops-outcome-… or
+                                         jobops-batch-…) was put on its queue; a message
+                                         with that id sent again is not queued again (see
+                                         workers.broker); in the broker's Redis, TTL: two
+                                         visibility timeouts
+    jobops:dead-letters                  list, newest first: JSON of each message taken
+                                         off a jobops queue that no worker could run
+                                         (queue, reason, size, body_base64, truncated,
+                                         at: Redis time), at most 1,000 (see
+                                         jobops.deadletters); in the broker's Redis
+                                         (CELERY_BROKER_URL), no TTL
 
 A verification id in a key is a task id, which whoever sends a task by name chooses: one
 that is not a canonical UUID (jobops' own and Celery's are) appears as sha256:<hex digest>
@@ -122,6 +133,12 @@ BLOCKED_UNTIL = f"{PREFIX}rate:blocked_until"
 BREAKER = f"{PREFIX}rate:breaker"
 QUOTA_PREFIX = f"{PREFIX}quota:"
 CLOCK_OFFSET = f"{PREFIX}clock:offset_ms"
+DEAD_LETTERS = f"{PREFIX}dead-letters"
+# Task ids of the messages queued at most once (callbacks): each names one outcome or one
+# sealed batch, whatever run or retry sends it.
+OUTCOME_TASK_ID_PREFIX = "jobops-outcome-"
+BATCH_TASK_ID_PREFIX = "jobops-batch-"
+ONCE_TASK_ID_PREFIXES = (OUTCOME_TASK_ID_PREFIX, BATCH_TASK_ID_PREFIX)
 PENDING = f"{PREFIX}pending"
 SWEEP_LOCK = f"{PREFIX}sweep:lock"
 SWEEP_UNSEEN = f"{PREFIX}sweep:unseen"
@@ -207,3 +224,7 @@ def batch_items_key(batch_id: str) -> str:
 
 def batched_key(batch_id: str, record_key: str) -> str:
     return f"{PREFIX}batched:{batch_id}:{record_key.removeprefix(PREFIX)}"
+
+
+def enqueued_key(task_id: str) -> str:
+    return f"{PREFIX}enqueued:{task_id}"

@@ -12,6 +12,7 @@ from typing import Any
 from celery import Celery, Signature, signature
 from redis.client import Pipeline
 
+from jobops.keys import BATCH_TASK_ID_PREFIX, OUTCOME_TASK_ID_PREFIX
 from jobops.request import DEFAULT_CALLBACK
 from workers.runtime import Runtime
 
@@ -21,12 +22,12 @@ _NAMESPACE = uuid.UUID("6f1c39c5-3c7e-4f55-9a44-2f0b8f1c5a10")
 
 def callback_task_id(record_key: str) -> str:
     """The same outcome always gets the same callback task id, so consumers can de-dup."""
-    return f"jobops-outcome-{uuid.uuid5(_NAMESPACE, record_key)}"
+    return f"{OUTCOME_TASK_ID_PREFIX}{uuid.uuid5(_NAMESPACE, record_key)}"
 
 
 def batch_task_id(sealed_id: str) -> str:
     """A sealed batch sent again (its sender died) carries the same task id."""
-    return f"jobops-batch-{uuid.uuid5(_NAMESPACE, sealed_id)}"
+    return f"{BATCH_TASK_ID_PREFIX}{uuid.uuid5(_NAMESPACE, sealed_id)}"
 
 
 def outcome_callback(callbacks: Mapping[str, Any], status: str) -> Any:

@@ -15,6 +15,7 @@ from celery.signals import worker_ready
 
 from tasks.callbacks import publish_batches
 from workers import app
+from workers.outages import UNREACHABLE, Outage
 from workers.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
@@ -39,9 +40,14 @@ def flush_once(rt: Runtime) -> float:
 
 def _loop() -> None:
     rt = runtime()
+    outage = Outage("batch flusher", log)
     while True:
         try:
             wait_seconds = flush_once(rt)
+            outage.answered()
+        except UNREACHABLE as error:
+            outage.failed(error, ERROR_WAIT_SECONDS)
+            wait_seconds = ERROR_WAIT_SECONDS
         except Exception:  # noqa: BLE001 - the flusher must outlive any one failure
             # Worded like a task failure so the test suite's log check catches it.
             log.exception("batch flush failed; retrying in %.0f s", ERROR_WAIT_SECONDS)

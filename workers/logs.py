@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from datetime import UTC, datetime
 from typing import Any
 
 from celery._state import get_current_task
-from celery.signals import after_setup_logger, after_setup_task_logger
+from celery.exceptions import CPendingDeprecationWarning
+from celery.signals import after_setup_logger, after_setup_task_logger, celeryd_after_setup
 
 from settings import get_settings
 
@@ -46,3 +48,12 @@ def _use_json(logger: logging.Logger, **_: Any) -> None:
 
 after_setup_logger.connect(_use_json)
 after_setup_task_logger.connect(_use_json)
+
+
+@celeryd_after_setup.connect
+def _quiet_settled_warnings(**_: Any) -> None:
+    # worker_cancel_long_running_tasks_on_connection_loss is set (settings.celery_config),
+    # yet Celery warns about it on every lost connection. Added after Celery's own
+    # logging set-up, which turns all its deprecation warnings on.
+    warnings.filterwarnings("ignore", r"\s*In Celery 5\.1 we introduced an optional",
+                            CPendingDeprecationWarning)

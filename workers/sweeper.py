@@ -18,6 +18,7 @@ from jobops import keys
 from jobops.registry import judge
 from tasks.scheduling import VERIFY_TASK
 from workers import app
+from workers.outages import UNREACHABLE, Outage
 from workers.runtime import Runtime, runtime
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def _shown(ids: list[str]) -> str:
 def _loop(queues: list[str]) -> None:
     rt = runtime()
     registered = False
+    outage = Outage("sweeper", log)
     while True:
         try:
             if not registered:
@@ -95,6 +97,9 @@ def _loop(queues: list[str]) -> None:
         time.sleep(rt.settings.sweep_interval_seconds)
         try:
             sweep_once(rt, rt.clock.now())
+            outage.answered()
+        except UNREACHABLE as error:
+            outage.failed(error, rt.settings.sweep_interval_seconds)
         except Exception:  # noqa: BLE001 - the sweeper must outlive any one failure
             log.exception("sweep failed; trying again next interval")
 

@@ -1,0 +1,84 @@
+"""Dead letters: what came off a jobops queue that no worker could run, kept to be read.
+
+Anything pushed onto the queue that is not a message kombu can read (bytes that are not
+JSON, JSON that is not a kombu message) would stop a worker; a message Celery refuses (an
+unknown task, a malformed one) would be dropped with a log line. The worker keeps each in
+``jobops:dead-letters`` in the broker's Redis instead — the raw bytes, base64 encoded,
+why it was refused, its queue and the Redis time — the most recent ``MAX_DEAD_LETTERS``
+of them. ``jobops dead-letters`` shows them; nothing runs them again.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, TypedDict
+
+import redis
+
+from jobops import keys
+
+#: Dead letters kept; the oldest go first. One holds at most MAX_BODY_BYTES of its bytes.
+MAX_DEAD_LETTERS = 1_000
+#: Bytes of one dead letter kept (the size says how many there were): a few megabytes of
+#: garbage pushed many times must not fill Redis.
+MAX_BODY_BYTES = 64 * 1024
+#: Longest reason kept.
+MAX_REASON_CHARS = 300
+
+# Newest first, capped, stamped with the Redis server's clock: one round trip.
+_ADD = """
+local t = redis.call('TIME')
+local entry = cjson.decode(ARGV[1])
+entry['at'] = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('LPUSH', KEYS[1], cjson.encode(entry))
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+return redis.call('LLEN', KEYS[1])
+"""
+
+
+class DeadLetter(TypedDict):
+    queue: str
+    reason: str
+    #: Bytes of the raw message as it was on the queue.
+    size: int
+    #: The first MAX_BODY_BYTES of them, base64 encoded.
+    body_base64: str
+    truncated: bool
+    #: Redis time (epoch seconds) it was set aside.
+    at: float
+
+
+class DeadLetters:
+    def __init__(self, store: redis.Redis, cap: int = MAX_DEAD_LETTERS) -> None:
+        self._store = store
+        self._cap = cap
+        self._add = store.register_script(_ADD)
+
+    def add(self, queue: str, raw: bytes, reason: str) -> int:
+        """Keep ``raw``, taken off ``queue``; returns how many are kept now."""
+        entry = {"queue": queue, "reason": reason[:MAX_REASON_CHARS], "size": len(raw),
+                 "body_base64": base64.b64encode(raw[:MAX_BODY_BYTES]).decode("ascii"),
+                 "truncated": len(raw) > MAX_BODY_BYTES}
+        return int(self._add(keys=[keys.DEAD_LETTERS], args=[json.dumps(entry), self._cap]))
+
+    def listed(self, limit: int = MAX_DEAD_LETTERS) -> list[DeadLetter]:
+        """The most recent first."""
+        entries: list[Any] = [json.loads(raw) for raw in
+                              self._store.lrange(keys.DEAD_LETTERS, 0, limit - 1)]
+        return entries
+
+    def count(self) -> int:
+        return int(self._store.llen(keys.DEAD_LETTERS))
+
+    def take(self) -> list[DeadLetter]:
+        """Every dead letter, removed in the same step (the most recent first)."""
+        with self._store.pipeline(transaction=True) as pipe:
+            pipe.lrange(keys.DEAD_LETTERS, 0, -1)
+            pipe.delete(keys.DEAD_LETTERS)
+            raw, _ = pipe.execute()
+        return [json.loads(entry) for entry in raw]
+
+
+def body(letter: DeadLetter) -> bytes:
+    return base64.b64decode(letter["body_base64"])
