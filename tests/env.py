@@ -7,7 +7,21 @@ import uuid
 
 from jobops.processes import free_port
 
-REDIS_URL = os.environ.get("JOBOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def _redis_url() -> str:
+    """The session's Redis database: JOBOPS_TEST_REDIS_URL's (13 by default), and under
+    pytest-xdist one more for each further worker, so that each session flushes its own."""
+    url = os.environ.get("JOBOPS_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    offset = int(worker.removeprefix("gw") or 0)
+    if not offset:
+        return url
+    base, _, database = url.rpartition("/")
+    return f"{base}/{int(database or 0) + offset}"
+
+
+REDIS_URL = _redis_url()
 SANDBOX_PORT = free_port()
 SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
 RUN = uuid.uuid4().hex[:8]
