@@ -8,7 +8,6 @@ import uuid
 from jobops.processes import free_port
 
 
-
 def _redis_url() -> str:
     """The session's Redis database: JOBOPS_TEST_REDIS_URL's (13 by default), and under
     pytest-xdist one more for each further worker, so that each session flushes its own."""
