@@ -15,8 +15,10 @@ Usage::
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Iterator, Mapping, Set
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -70,6 +72,22 @@ class BrokerMessages:
                         break
                     start += self._page_size
 
+    def next_kwargs(self, queue: str, task_name: str, count: int, due_by: float
+                    ) -> list[dict[str, Any]]:
+        """The keyword arguments of the next ``count`` messages a worker will take from
+        ``queue`` (its unprioritised list), for ``task_name`` and due by ``due_by``
+        (epoch seconds): what runs soon, read without taking it."""
+        if count <= 0:
+            return []
+        # kombu pushes at the head and pops at the tail: the tail is what runs next.
+        raw = self._store.lrange(f"{self._prefix}{queue}", -count, -1)
+        found = []
+        for message in reversed(raw):
+            kwargs = _task_kwargs(_decoded(message), task_name, due_by)
+            if kwargs is not None:
+                found.append(kwargs)
+        return found
+
     def _held_ids(self) -> Iterator[str]:
         for _, raw in self._store.hscan_iter(self._unacked, count=self._page_size):
             held = _decoded(raw)
@@ -97,4 +115,32 @@ def _task_id(payload: Any) -> str | None:
     properties = payload.get("properties")
     if isinstance(properties, dict) and isinstance(properties.get("correlation_id"), str):
         return str(properties["correlation_id"])
+    return None
+
+
+def _task_kwargs(payload: Any, task_name: str, due_by: float) -> dict[str, Any] | None:
+    """A Celery (protocol 2) message's kwargs if it runs ``task_name`` by ``due_by``."""
+    if not isinstance(payload, dict):
+        return None
+    headers = payload.get("headers")
+    if not isinstance(headers, dict) or headers.get("task") != task_name:
+        return None
+    eta = headers.get("eta")
+    if isinstance(eta, str):
+        try:
+            if datetime.fromisoformat(eta).timestamp() > due_by:
+                return None
+        except ValueError:
+            return None
+    body = payload.get("body")
+    if not isinstance(body, str):
+        return None
+    try:
+        properties = payload.get("properties")
+        encoded = isinstance(properties, dict) and properties.get("body_encoding") == "base64"
+        decoded = json.loads(base64.b64decode(body) if encoded else body)
+    except ValueError:
+        return None
+    if isinstance(decoded, list) and len(decoded) >= 2 and isinstance(decoded[1], dict):
+        return decoded[1]
     return None

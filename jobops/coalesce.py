@@ -26,7 +26,7 @@ from redis.client import Pipeline
 
 from jobops import keys
 from jobops.outcomes import is_terminal
-from jobops.urns import encode_id_param
+from jobops.urns import encode_id_param, is_task_urn
 
 TERMINAL_TTL_SECONDS = 86_400
 # How long a run waits for the answer about its URN that another run is asking for.
@@ -43,13 +43,42 @@ return found
 """
 
 
+# KEYS: due set. ARGV: score for taken, status key prefix, then URNs. Takes each URN no
+# run has taken or answered yet (it builds status keys from the prefix: one Redis only).
+_TAKE_UPCOMING = """
+local taken = {}
+for i = 3, #ARGV do
+  local urn = ARGV[i]
+  if redis.call('EXISTS', ARGV[2] .. urn) == 0
+      and redis.call('ZADD', KEYS[1], 'NX', ARGV[1], urn) == 1 then
+    table.insert(taken, urn)
+  end
+end
+return taken
+"""
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+#: Upcoming URNs = Callable[[how many messages, due by], URNs of soon-to-run messages].
+Upcoming = Callable[[int, float], list[str]]
+
+
 class StatusShare:
+    """Shared statuses and the due set; ``upcoming``: URNs of verification messages
+    still waiting in the broker (sent by name, never registered), which fill what the
+    due set leaves of a call."""
+
     def __init__(self, store: redis.Redis, fresh_seconds: float,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 upcoming: Upcoming | None = None) -> None:
         self._store = store
         self._sleep = sleep
         self.fresh_seconds = fresh_seconds
         self._take = store.register_script(_TAKE)
+        self._take_upcoming = store.register_script(_TAKE_UPCOMING)
+        self._upcoming = upcoming
 
     def cached(self, urns: list[str], now: float,
                prefetched: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
@@ -107,6 +136,37 @@ class StatusShare:
                 unused[urn] = now  # taken but not asked: due again at once
         if unused:
             self._store.zadd(keys.DUE, unused, xx=True)
+        if self._upcoming is not None and spare_bytes > 0:
+            picked += self._fill(mine | set(picked), spare_bytes, now)
+        return picked
+
+    def _fill(self, taken: set[str], spare_bytes: int, now: float) -> list[str]:
+        """URNs of the messages a worker takes next, as many as fit: when their own runs
+        come, their answers are shared already and they make no call."""
+        assert self._upcoming is not None
+        horizon = now + self.fresh_seconds
+        # Read well past what fits: concurrent runs look at the same next messages, and
+        # each takes what the others have not.
+        candidates = [u for u in dict.fromkeys(self._upcoming(spare_bytes // 10, horizon))
+                      if u not in taken and is_task_urn(u)]
+        if not candidates:
+            return []
+        # Marked taken, as due URNs are, unless another run took (or answered) them: a
+        # URN is asked about by one run, and its own run waits for that answer.
+        taken_now = {_text(u) for u in self._take_upcoming(
+            keys=[keys.DUE], args=[horizon + 1, keys.status_key(""), *candidates])}
+        picked, unasked = [], []
+        for urn in candidates:
+            cost = len(encode_id_param(urn)) + 1
+            if urn not in taken_now:
+                continue
+            if cost > spare_bytes:
+                unasked.append(urn)  # not asked: nobody should wait for it
+                continue
+            picked.append(urn)
+            spare_bytes -= cost
+        if unasked:
+            self._store.zrem(keys.DUE, *unasked)
         return picked
 
     def share(self, results: Mapping[str, Mapping[str, Any]], now: float) -> None:

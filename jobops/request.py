@@ -22,6 +22,8 @@ from jobops.errors import InvalidRequest
 from jobops.outcomes import OUTCOME_STATUSES, Operation, utc_iso
 from jobops.urns import describe_invalid, is_task_urn
 
+#: The task these are the arguments of, as a pipeline sends it by name.
+VERIFY_TASK = "jobops.verify_job_operation"
 # DEFAULT receives every outcome whose status has no callback of its own.
 DEFAULT_CALLBACK = "DEFAULT"
 # JOB_COMPLETE receives one summary per job once all its locations have ended.

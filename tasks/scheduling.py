@@ -26,6 +26,7 @@ from jobops.outcomes import Operation, Status, build_outcome
 from jobops.request import (
     BATCH_CALLBACK,
     MAX_ANSWER_ELEMENTS,
+    VERIFY_TASK,
     VerificationRequest,
     describe,
     parse_countdown,
@@ -37,7 +38,6 @@ from tasks.callbacks import deliver, outcome_callback
 from workers import app
 from workers.runtime import Runtime, runtime
 
-VERIFY_TASK = "jobops.verify_job_operation"
 # URNs per verify_job_operation message: a big request becomes several tasks, so no one
 # message or run grows without bound (a POST answer, at most 700 URNs, is never split).
 URNS_PER_TASK = 1_000

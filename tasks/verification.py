@@ -11,11 +11,12 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NoReturn
 
 from celery import Task
 from celery.exceptions import Reject, Retry
-from celery.signals import worker_process_shutdown, worker_shutdown
+from celery.signals import task_received, worker_process_shutdown, worker_shutdown
 from redis.client import Pipeline
 from redis.exceptions import RedisError
 
@@ -27,6 +28,8 @@ from jobops.leases import LeaseLost
 from jobops.request import (
     BATCH_CALLBACK,
     JOB_COMPLETE_CALLBACK,
+    MAX_URNS_PER_REQUEST,
+    VERIFY_TASK,
     VerificationRequest,
     describe,
     parse_request,
@@ -204,6 +207,30 @@ def _known_statuses(rt: Runtime, verification_id: str, request: VerificationRequ
     except Exception:  # noqa: BLE001 - what cannot be read is reported not checked
         log.warning("statuses of verification %s's URNs could not be read", verification_id)
         return {}
+
+
+@task_received.connect
+def _due_when_received(request: Any = None, **_: Any) -> None:
+    """A verification a worker has taken in — sent by name from any pipeline, with a
+    countdown it waits out in this worker — is due from now on: other runs' calls carry
+    its URNs, and its own run then finds its answers shared."""
+    if request is None or getattr(request, "name", None) != VERIFY_TASK:
+        return
+    rt = runtime()
+    kwargs = request.kwargs if isinstance(request.kwargs, dict) else {}
+    urns = kwargs.get("task_urns")
+    if rt.share is None or not isinstance(urns, list):
+        return
+    valid = [u for u in urns[:MAX_URNS_PER_REQUEST] if isinstance(u, str) and is_task_urn(u)]
+    due_at = rt.clock.now()
+    if isinstance(request.eta, str):
+        with contextlib.suppress(ValueError):
+            due_at = datetime.fromisoformat(request.eta).timestamp()
+    try:
+        rt.share.expect(valid, due_at, request.id)
+    except RedisError:
+        log.warning("verification %s could not be marked due; it runs uncoalesced",
+                    request.id)
 
 
 def _flush_metrics(force: bool = False) -> None:

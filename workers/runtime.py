@@ -19,12 +19,13 @@ from jobops.batches import Batches
 from jobops.broker import BrokerMessages
 from jobops.client import StatusClient
 from jobops.clock import FleetClock
-from jobops.coalesce import StatusShare
+from jobops.coalesce import StatusShare, Upcoming
 from jobops.leases import LeaseKeeper, RunLeases
 from jobops.limits import Limiter
 from jobops.metrics import Metrics
 from jobops.records import Records
 from jobops.registry import PendingRegistry
+from jobops.request import VERIFY_TASK
 from jobops.stuck import StuckVerifications
 from jobops.tokens import SharedTokenCache, request_token
 from settings import Settings, celery_config, get_settings
@@ -77,6 +78,7 @@ def build_limiter(settings: Settings, store: redis.Redis,
 def build_runtime(settings: Settings) -> Runtime:
     session = requests.Session()
     store = redis.Redis.from_url(settings.redis_url)
+    broker = _broker_messages(settings, store)
     fetch = partial(
         request_token,
         session,
@@ -108,12 +110,29 @@ def build_runtime(settings: Settings) -> Runtime:
                    clock=FleetClock(store, host=_host_clock(settings)),
                    # Three renewals per lease: one missed (a slow Redis) loses nothing.
                    keeper=LeaseKeeper(leases, settings.run_lease_seconds / 3),
-                   broker=_broker_messages(settings, store),
+                   broker=broker,
                    # An IN_PROGRESS answer older than one poll interval tells a
                    # verification nothing its own next check would not.
                    share=StatusShare(store, min(settings.status_fresh_seconds,
-                                                settings.poll_interval_seconds))
+                                                settings.poll_interval_seconds),
+                                     upcoming=_upcoming(settings, broker))
                    if settings.coalesce_polling else None)
+
+
+#: URNs read from one waiting message: enough for any call, however big the message.
+MAX_UPCOMING_URNS = 60
+
+
+def _upcoming(settings: Settings, broker: BrokerMessages | None) -> Upcoming | None:
+    """The URNs of verification messages waiting on this worker's queue, next first."""
+    if broker is None:
+        return None
+
+    def upcoming(count: int, due_by: float) -> list[str]:
+        return [urn for kwargs in broker.next_kwargs(settings.queue, VERIFY_TASK, count, due_by)
+                if isinstance(kwargs.get("task_urns"), list)
+                for urn in kwargs["task_urns"][:MAX_UPCOMING_URNS] if isinstance(urn, str)]
+    return upcoming
 
 
 def _broker_messages(settings: Settings, store: redis.Redis) -> BrokerMessages | None:
