@@ -48,4 +48,4 @@ def test_single_urn_verifications_sent_by_name_share_their_calls(
     calls = len(sandbox.status_calls()) - before
     sizes = [c.ids for c in sandbox.status_calls()[before:]]
     print(f"\ncountdown {countdown}: {calls} calls")
-    assert calls <= most_calls, f"{calls} LinkedIn calls for 1,000 single-URN verifications: {sizes}"
+    assert calls <= most_calls, f"{calls} calls for 1,000 single-URN verifications: {sizes}"
