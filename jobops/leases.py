@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,19 +197,27 @@ class LeaseKeeper:
     """Keeps the leases of this process's run alive from a thread, and checks them for
     the run before each step that must not happen twice (a LinkedIn call, a publish)."""
 
-    def __init__(self, leases: RunLeases, interval_seconds: float) -> None:
+    def __init__(self, leases: RunLeases, interval_seconds: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._leases = leases
         self._interval_seconds = interval_seconds
+        self._clock = clock
         self._held: dict[str, str] = {}
+        # Until when each lease is known to be this run's with most of its length left:
+        # claimed or renewed within one renewal interval. A check before then needs no
+        # round trip — no copy can take a lease over before it runs out.
+        self._fresh_until: dict[str, float] = {}
         self._lost: set[str] = set()
         self._guard = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def hold(self, verification_id: str, poll_round: int, holder: str) -> None:
+        """Keep a lease just claimed (or taken for settling) alive."""
         key = keys.run_key(verification_id, poll_round)
         with self._guard:
             self._held[key] = holder
+            self._fresh_until[key] = self._clock() + self._interval_seconds
             self._lost.discard(key)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="jobops-leases",
@@ -219,21 +228,34 @@ class LeaseKeeper:
         key = keys.run_key(verification_id, poll_round)
         with self._guard:
             self._held.pop(key, None)
+            self._fresh_until.pop(key, None)
             self._lost.discard(key)
 
     def check(self) -> set[str]:
-        """Renew every lease held now; returns the run keys another copy holds or
-        finished. A Redis error propagates: the run fails and is retried."""
-        self._renew()
+        """Renew the leases held now unless all were renewed moments ago; returns the run
+        keys another copy holds or finished. A Redis error propagates: the run fails and
+        is retried."""
+        now = self._clock()
+        with self._guard:
+            fresh = all(self._fresh_until.get(key, 0.0) > now for key in self._held)
+        if not fresh:
+            self._renew()
         with self._guard:
             return set(self._lost)
 
     def _renew(self) -> None:
+        started = self._clock()
         with self._guard:
             held = dict(self._held)
-        lost = self._leases.renew(held)
+        lost = set(self._leases.renew(held))
         with self._guard:
-            self._lost.update(key for key in lost if self._held.get(key) == held[key])
+            for key, holder in held.items():
+                if self._held.get(key) != holder:
+                    continue  # dropped or claimed again meanwhile
+                if key in lost:
+                    self._lost.add(key)
+                else:
+                    self._fresh_until[key] = started + self._interval_seconds
 
     def _loop(self) -> None:
         while True:

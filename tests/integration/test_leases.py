@@ -108,3 +108,24 @@ def test_a_round_in_a_newer_releases_format_is_left_to_it(leases: RunLeases,
     assert leases.renew({key: "running:mine"}) == [key]
     leases.finish(verification, 0, "running:mine")
     assert store.get(key) == b"v2:done:settled-by-a-newer-release"
+
+
+def test_a_check_right_after_a_renewal_costs_no_round_trip_and_a_later_one_sees_a_loss(
+        leases: RunLeases, store: redis.Redis) -> None:
+    now = [100.0]
+    renewals: list[int] = []
+    renew = leases.renew
+
+    def counted(held: dict[str, str]) -> list[str]:
+        renewals.append(len(held))
+        return renew(held)
+
+    leases.renew = counted  # type: ignore[method-assign]
+    keeper = LeaseKeeper(leases, interval_seconds=60, clock=lambda: now[0])
+    verification = str(uuid.uuid4())
+    keeper.hold(verification, 0, leases.claim(verification, 0).holder)
+    assert keeper.check() == set() and renewals == []  # claimed a moment ago
+    store.set(run_key(verification, 0), "running:a-copy", px=2000)
+    now[0] += 61  # the keeper's thread sleeps a minute here: only the check renews
+    assert keeper.check() == {run_key(verification, 0)} and renewals == [1]
+    keeper.drop(verification, 0)
