@@ -22,6 +22,8 @@ from urllib.parse import quote
 import requests
 from celery import Celery, Task
 
+from bench.linkedin import access_token, session
+
 QUEUE = os.environ.get("JOBOPS_QUEUE", "card")
 CALLBACK_QUEUE = os.environ.get("JOBOPS_CALLBACK_QUEUE", "pipeline")
 API_URL = os.environ.get("LINKEDIN_API_URL", "http://127.0.0.1:8099")
@@ -34,24 +36,6 @@ app.conf.update(task_default_queue=QUEUE, task_serializer="json", accept_content
                 task_ignore_result=True, task_acks_late=True,
                 task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
                 worker_eta_task_limit=int(os.environ.get("JOBOPS_ETA_TASK_LIMIT", "10000")))
-
-_session = requests.Session()
-_token: dict[str, Any] = {}
-
-
-def access_token(renew: bool = False) -> str:
-    if renew or not _token or _token["expires_at"] < time.time() + 60:
-        answer = _session.post(os.environ["LINKEDIN_TOKEN_URL"], data={
-            "grant_type": "client_credentials",
-            "client_id": os.environ["LINKEDIN_CLIENT_ID"],
-            "client_secret": os.environ["LINKEDIN_CLIENT_SECRET"],
-        }, timeout=30)
-        answer.raise_for_status()
-        body = answer.json()
-        _token.update(value=body["access_token"],
-                      expires_at=time.time() + float(body["expires_in"]))
-    return str(_token["value"])
-
 
 def queries(urns: list[str]) -> Iterator[tuple[list[str], str]]:
     """The URNs in groups whose query string stays within MAX_QUERY_BYTES."""
@@ -71,7 +55,7 @@ def queries(urns: list[str]) -> Iterator[tuple[list[str], str]]:
 
 def statuses(query: str) -> dict[str, Any]:
     for renew in (False, True):
-        answer = _session.get(f"{API_URL}/v2/simpleJobPostingTasks?{query}",
+        answer = session.get(f"{API_URL}/v2/simpleJobPostingTasks?{query}",
                               headers={"Authorization": f"Bearer {access_token(renew)}"},
                               timeout=30)
         if answer.status_code != 401:

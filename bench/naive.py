@@ -14,8 +14,9 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-import requests
 from celery import Celery, Task
+
+from bench.linkedin import access_token, session
 
 QUEUE = os.environ.get("JOBOPS_QUEUE", "naive")
 CALLBACK_QUEUE = os.environ.get("JOBOPS_CALLBACK_QUEUE", "pipeline")
@@ -26,28 +27,10 @@ app = Celery("naive", broker=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379
 app.conf.update(task_default_queue=QUEUE, task_serializer="json", accept_content=["json"],
                 task_ignore_result=True)
 
-_session = requests.Session()
-_token: dict[str, Any] = {}
-
-
-def access_token() -> str:
-    if not _token or _token["expires_at"] < time.time() + 60:
-        answer = _session.post(os.environ["LINKEDIN_TOKEN_URL"], data={
-            "grant_type": "client_credentials",
-            "client_id": os.environ["LINKEDIN_CLIENT_ID"],
-            "client_secret": os.environ["LINKEDIN_CLIENT_SECRET"],
-        }, timeout=30)
-        answer.raise_for_status()
-        body = answer.json()
-        _token.update(value=body["access_token"],
-                      expires_at=time.time() + float(body["expires_in"]))
-    return str(_token["value"])
-
-
 @app.task(bind=True, name="naive.verify", max_retries=None)
 def verify(self: Task, urn: str, operation: str, callback: str,
            context: dict[str, Any]) -> None:
-    answer = _session.get(
+    answer = session.get(
         f"{API_URL}/v2/simpleJobPostingTasks?ids={quote(urn, safe='')}",
         headers={"Authorization": f"Bearer {access_token()}",
                  "X-Restli-Protocol-Version": "2.0.0"},
