@@ -134,7 +134,7 @@ def run_once(
         if askable:
             wait = _wait_seconds(report.error, request.poll_round, settings, jitter)
             result.next_check_seconds = next_check_seconds(
-                wait, now, _last_check_by(deadline, report.error, settings))
+                wait, now, _last_check_by(deadline, report.error is not None, settings))
     if askable and result.next_check_seconds is None:
         why = expired_entry(settings.task_lifespan_days) if result.error is None \
             else unchecked_entry(settings.task_lifespan_days, str(result.error))
@@ -155,18 +155,16 @@ def _refused_outcome(reason: str, past_deadline: bool, settings: Settings) -> di
             "errors": [invalid_urn_entry(reason)]}
 
 
-def _last_check_by(deadline: float, error: LinkedInError | None, settings: Settings) -> float:
+def _last_check_by(deadline: float, failing: bool, settings: Settings) -> float:
     """Until when another check may be planned: the deadline, where that check is the last
     one; a little past it while the check at the deadline keeps failing."""
-    if error is None:
-        return deadline
-    return deadline + settings.max_poll_interval_seconds
+    return deadline + settings.max_poll_interval_seconds if failing else deadline
 
 
 def past_last_check(request: VerificationRequest, settings: Settings, now: float) -> bool:
     """Whether no further check of ``request`` may be planned, even after a failure."""
     deadline = request.requested_at + settings.task_lifespan_seconds
-    return now >= deadline + settings.max_poll_interval_seconds
+    return now >= _last_check_by(deadline, True, settings)
 
 
 def expire_unchecked(request: VerificationRequest, settings: Settings, now: float,
