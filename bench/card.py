@@ -4,11 +4,11 @@ card in a day, without jobops.
 One task per operation (all its task URNs), one GET per ≤ 4 KB query of them, a token per
 worker process, ``self.retry`` with the URNs still IN_PROGRESS, one callback per decided
 URN, published in one producer batch. No coalescing across operations, no fleet-wide
-rate or quota, no leases. Celery settings as jobops' (late acks, handed back when a
-process dies, prefetch 1, the same ETA limit), so a comparison measures the code, not the
-configuration. Run as ``celery -A bench.card worker``; reads the same environment as
-jobops (REDIS_URL, LINKEDIN_*, JOBOPS_QUEUE, JOBOPS_CALLBACK_QUEUE,
-JOBOPS_POLL_INTERVAL_SECONDS, JOBOPS_ETA_TASK_LIMIT, JOBOPS_MAX_QUERY_BYTES).
+rate or quota, no leases. jobops' delivery settings (``bench.delivery``), so a
+comparison measures the code, not the configuration. Run as
+``celery -A bench.card worker``; reads the same environment as jobops (REDIS_URL,
+LINKEDIN_*, JOBOPS_QUEUE, JOBOPS_CALLBACK_QUEUE, JOBOPS_POLL_INTERVAL_SECONDS,
+JOBOPS_ETA_TASK_LIMIT, JOBOPS_MAX_QUERY_BYTES).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from urllib.parse import quote
 import requests
 from celery import Celery, Task
 
+from bench.delivery import delivery_settings
 from bench.linkedin import access_token, session
 
 QUEUE = os.environ.get("JOBOPS_QUEUE", "card")
@@ -31,11 +32,9 @@ POLL_SECONDS = float(os.environ.get("JOBOPS_POLL_INTERVAL_SECONDS", "60"))
 MAX_QUERY_BYTES = int(os.environ.get("JOBOPS_MAX_QUERY_BYTES", "4096"))
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "PROCESSED"})
 
-app = Celery("card", broker=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-app.conf.update(task_default_queue=QUEUE, task_serializer="json", accept_content=["json"],
-                task_ignore_result=True, task_acks_late=True,
-                task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
-                worker_eta_task_limit=int(os.environ.get("JOBOPS_ETA_TASK_LIMIT", "10000")))
+app = Celery("card")
+app.conf.update(delivery_settings(), task_default_queue=QUEUE)
+
 
 def queries(urns: list[str]) -> Iterator[tuple[list[str], str]]:
     """The URNs in groups whose query string stays within MAX_QUERY_BYTES."""

@@ -1,7 +1,8 @@
 """The naive baseline: verification the way a user would write it without jobops.
 
 One Celery task per task URN, one GET per URN, a token per worker process, and
-``self.retry(countdown=…)`` while LinkedIn says IN_PROGRESS. Celery's defaults otherwise.
+``self.retry(countdown=…)`` while LinkedIn says IN_PROGRESS. jobops' delivery settings
+(``bench.delivery``), so a comparison measures the code, not the configuration.
 Run by bench.compare as ``celery -A bench.naive worker``; reads the same environment
 variables as jobops (REDIS_URL, LINKEDIN_*, JOBOPS_QUEUE, JOBOPS_CALLBACK_QUEUE,
 JOBOPS_POLL_INTERVAL_SECONDS).
@@ -16,6 +17,7 @@ from urllib.parse import quote
 
 from celery import Celery, Task
 
+from bench.delivery import delivery_settings
 from bench.linkedin import access_token, session
 
 QUEUE = os.environ.get("JOBOPS_QUEUE", "naive")
@@ -23,9 +25,9 @@ CALLBACK_QUEUE = os.environ.get("JOBOPS_CALLBACK_QUEUE", "pipeline")
 API_URL = os.environ.get("LINKEDIN_API_URL", "http://127.0.0.1:8099")
 POLL_SECONDS = float(os.environ.get("JOBOPS_POLL_INTERVAL_SECONDS", "60"))
 
-app = Celery("naive", broker=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-app.conf.update(task_default_queue=QUEUE, task_serializer="json", accept_content=["json"],
-                task_ignore_result=True)
+app = Celery("naive")
+app.conf.update(delivery_settings(), task_default_queue=QUEUE)
+
 
 @app.task(bind=True, name="naive.verify", max_retries=None)
 def verify(self: Task, urn: str, operation: str, callback: str,

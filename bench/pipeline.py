@@ -2,6 +2,8 @@
 
     bench:done      hash: task URN -> epoch seconds its callback ran (first time)
     bench:copies    count of callbacks received, duplicates included
+    bench:flipped   hash: task URN -> when it stopped being IN_PROGRESS, for outcomes that
+                    say so (``flipped_at``: the floor's, which asks no sandbox)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ _store = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:637
 
 DONE = "bench:done"
 COPIES = "bench:copies"
+FLIPPED = "bench:flipped"
 
 
 def _record(outcomes: list[dict[str, Any]]) -> None:
@@ -27,6 +30,8 @@ def _record(outcomes: list[dict[str, Any]]) -> None:
     with _store.pipeline(transaction=False) as pipe:
         for outcome in outcomes:
             pipe.hsetnx(DONE, outcome["task_urn"], now)
+            if "flipped_at" in outcome:
+                pipe.hsetnx(FLIPPED, outcome["task_urn"], outcome["flipped_at"])
         pipe.incrby(COPIES, len(outcomes))
         pipe.execute()
 
