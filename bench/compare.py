@@ -149,10 +149,20 @@ class Run:
     p99_flip_to_callback_ms: float = 0.0
     in_progress_p50_ms: float | None = None
     in_progress_p99_ms: float | None = None
+    # Against each URN's first check's due time: when it was first asked about, and when
+    # its callback ran (p50, p99).
+    asked_after_due_ms: tuple[float, float] | None = None
+    callback_after_due_ms: tuple[float, float] = (0.0, 0.0)
     worker_pss_idle_mb: float = 0.0
     worker_pss_peak_mb: float = 0.0
+    # Redis' growth split, by least squares over the samples (ramp, steady state, drain),
+    # into what each pending URN holds and what each delivered one leaves (its records).
     redis_bytes_per_pending_urn: float | None = None
+    redis_bytes_per_done_urn: float | None = None
     pending_urns_median: float | None = None
+    # Every client's (workers, pipeline, sender), from Redis' INFO commandstats.
+    redis_commands_per_urn: float = 0.0
+    redis_commands_top: dict[str, float] = field(default_factory=dict)
 
 
 def bench_env(redis_url: str, sandbox_url: str) -> dict[str, str]:
@@ -215,6 +225,21 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
+def per_pending_and_done(samples: list[dict[str, float]]) -> tuple[float, float] | None:
+    """Bytes per pending and per delivered URN: ``redis_bytes = a * pending + b * done``
+    fitted by least squares; None when the samples cannot tell the two apart."""
+    pp = sum(s["pending"] ** 2 for s in samples)
+    dd = sum(s["done"] ** 2 for s in samples)
+    pd = sum(s["pending"] * s["done"] for s in samples)
+    py = sum(s["pending"] * s["redis_bytes"] for s in samples)
+    dy = sum(s["done"] * s["redis_bytes"] for s in samples)
+    determinant = pp * dd - pd * pd
+    if len(samples) < 5 or determinant <= 1e-9 * pp * dd:
+        return None
+    return (round((py * dd - dy * pd) / determinant, 1),
+            round((dy * pp - py * pd) / determinant, 1))
+
+
 class Sampler(threading.Thread):
     """Worker memory and Redis growth per pending URN, every ``every`` seconds."""
 
@@ -233,7 +258,7 @@ class Sampler(threading.Thread):
             ours = sum(int(self.store.memory_usage(k) or 0)
                        for k in ("bench:done", "bench:sent", "bench:copies"))
             used = int(self.store.info("memory")["used_memory"])
-            self.samples.append({"at": time.time(), "pending": sent - done,
+            self.samples.append({"at": time.time(), "pending": sent - done, "done": done,
                                  "redis_bytes": used - self.baseline - ours,
                                  "pss_mb": memory_mb(self.worker_pid)["pss_mb"]})
 
@@ -357,6 +382,7 @@ class Bench:
                               int(self.store.info("memory")["used_memory"]))
             split_before = cpu_split(worker_pid)
             pipe_before = sum(cpu_split(pipeline_pid))
+            commands_before = self.commands()
             sampler.start()
             sender = self.send(implementation, workload, operations, rate, label)
             expected = len(operations) / rate if rate else 0.0
@@ -368,6 +394,7 @@ class Bench:
             result.worker_cpu_seconds = sum(split_after) - sum(split_before)
             result.worker_main_cpu_seconds = split_after[0] - split_before[0]
             result.pipeline_cpu_seconds = sum(cpu_split(pipeline_pid)) - pipe_before
+            self.command_figures(result, commands_before, self.commands(), len(urns))
             if sender.wait(60) != 0:
                 raise RuntimeError(f"the sender failed: see {self.workdir}/logs")
         sent = json.loads((self.workdir / f"{label}-sent.json").read_text())
@@ -380,6 +407,20 @@ class Bench:
         result.token_requests = state.token_requests - tokens_before
         self.memory_figures(result, sampler.samples, sent)
         return result
+
+    def commands(self) -> dict[str, int]:
+        return {name.removeprefix("cmdstat_"): int(stats["calls"])
+                for name, stats in self.store.info("commandstats").items()}
+
+    @staticmethod
+    def command_figures(result: Run, before: dict[str, int], after: dict[str, int],
+                        urns: int) -> None:
+        spent = {name: calls - before.get(name, 0) for name, calls in after.items()}
+        spent.pop("info", None)  # the sampler's own
+        spent.pop("memory|usage", None)
+        result.redis_commands_per_urn = round(sum(spent.values()) / urns, 2)
+        top = sorted(spent.items(), key=lambda item: -item[1])[:8]
+        result.redis_commands_top = {name: round(calls / urns, 2) for name, calls in top}
 
     @staticmethod
     def account(result: Run, state: SandboxState, urns: list[str], slow: set[str],
@@ -413,6 +454,13 @@ class Bench:
             return max(tasks[urn].ready_at, due[urn] if asked is None else min(asked, due[urn]))
 
         latency = {urn: (at - flip(urn)) * 1000 for urn, at in done.items()}
+        after_due = [(at - due[urn]) * 1000 for urn, at in done.items()]
+        result.callback_after_due_ms = (percentile(after_due, 0.5),
+                                        percentile(after_due, 0.99))
+        asked = [(tasks[u].first_checked_at - due[u]) * 1000 for u in urns
+                 if tasks[u].first_checked_at is not None]
+        if asked:
+            result.asked_after_due_ms = (percentile(asked, 0.5), percentile(asked, 0.99))
         result.p50_flip_to_callback_ms = percentile(list(latency.values()), 0.5)
         result.p99_flip_to_callback_ms = percentile(list(latency.values()), 0.99)
         if slow:
@@ -426,14 +474,12 @@ class Bench:
         if not samples:
             return
         result.worker_pss_peak_mb = max(s["pss_mb"] for s in samples)
-        # Steady state: while the sender runs, after its first fifth.
-        begin = sent["started"] + (sent["finished"] - sent["started"]) / 5
-        steady = [s for s in samples if begin <= s["at"] <= sent["finished"]
-                  and s["pending"] >= 100]
+        steady = [s for s in samples if s["at"] <= sent["finished"] and s["pending"] >= 100]
         if steady:
-            result.redis_bytes_per_pending_urn = round(statistics.median(
-                s["redis_bytes"] / s["pending"] for s in steady), 1)
             result.pending_urns_median = statistics.median(s["pending"] for s in steady)
+        fitted = per_pending_and_done(samples)
+        if fitted is not None:
+            result.redis_bytes_per_pending_urn, result.redis_bytes_per_done_urn = fitted
 
     def wait_done(self, count: int, timeout_seconds: float) -> tuple[dict[str, float], int]:
         """Each URN's first callback time, and how many callbacks ran (copies included)."""
@@ -592,7 +638,8 @@ def print_run(run: Run) -> None:
           f"{run.worker_cpu_per_1000_urns:5.2f} CPU s/1k  "
           f"p50 {run.p50_flip_to_callback_ms:6.0f} p99 {run.p99_flip_to_callback_ms:6.0f} ms  "
           f"PSS {run.worker_pss_peak_mb:5.0f} MB  Redis B/pending "
-          f"{run.redis_bytes_per_pending_urn}  missing {run.missing} dup {run.duplicates}",
+          f"{run.redis_bytes_per_pending_urn}  Redis cmd/URN {run.redis_commands_per_urn}  "
+          f"missing {run.missing} dup {run.duplicates}",
           flush=True)
 
 
@@ -612,7 +659,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Run], list[dict[str, Any]]]:
                               else args.urns // (100 if workload.big_every == 1 else 1))
                 for processes in procs:
                     for name in args.implementations:
-                        if name == "jobops_x10" and workload.name != "single":
+                        if name == "jobops_x10" and workload.phase != "capacity":
                             continue
                         run = bench.run(IMPLEMENTATIONS[name], workload, processes,
                                         operations, args.rate if steady else 0.0)
