@@ -439,19 +439,15 @@ class Bench:
         finished = max(done.values()) if done else time.time()
         result.seconds = finished - sent["started"]
         result.urns_per_second = len(done) / result.seconds
-        # A URN's clock starts once LinkedIn has decided it and it is asked about: at its
-        # first check's due time (the pipeline's countdown is its own choice), or earlier
-        # if it was asked earlier (coalesced into another verification's call).
+        # A URN's clock starts once LinkedIn has decided it and its first check is due
+        # (the pipeline's countdown is its own choice); a callback before that is early.
         due = {urn: at + workload.countdown_seconds
                for operation, at in zip(operations, sent["sent_at"], strict=True)
                for urn in operation["urns"]}
         tasks = state.tasks_snapshot()
 
         def flip(urn: str) -> float:
-            if urn in flipped:
-                return max(flipped[urn], due[urn])
-            asked = tasks[urn].first_checked_at
-            return max(tasks[urn].ready_at, due[urn] if asked is None else min(asked, due[urn]))
+            return max(flipped.get(urn, tasks[urn].ready_at), due[urn])
 
         latency = {urn: (at - flip(urn)) * 1000 for urn, at in done.items()}
         after_due = [(at - due[urn]) * 1000 for urn, at in done.items()]

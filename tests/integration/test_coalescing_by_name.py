@@ -3,18 +3,53 @@ that never imports jobops, share their LinkedIn calls too."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 
 import pytest
+import redis
 from celery import Celery
 
+from jobops import keys
 from sandbox import SandboxState
 from tests.conftest import Recorder
 from tests.env import REDIS_URL
 from tests.jobs import posted_urns
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
+
+
+def test_a_countdown_sent_by_name_is_kept(sandbox: SandboxState, recorder: Recorder,
+                                          store: redis.Redis,
+                                          jobops_worker: Callable[..., str]) -> None:
+    """A verification waiting out its countdown in a worker is not asked about before it
+    is due (less the fresh window), however much room another run's call has."""
+    fresh, countdown = 1.0, 6.0
+    queue = jobops_worker(JOBOPS_STATUS_FRESH_SECONDS=str(fresh))
+    sandbox.config.in_progress_seconds = 0
+    [now_urn], [later_urn] = posted_urns(1), posted_urns(1)
+    pipeline = Celery("pipeline", broker=REDIS_URL)
+    try:
+        def send(urn: str, seconds: float) -> None:
+            pipeline.send_task("jobops.verify_job_operation", queue=queue, countdown=seconds,
+                               kwargs={"task_urns": [urn], "operation": "CREATE",
+                                       "callbacks": recorder.callbacks,
+                                       "context": recorder.context})
+
+        sent = time.time()
+        send(later_urn, countdown)
+        deadline = time.monotonic() + 20
+        while store.zscore(keys.DUE, later_urn) is None:  # the worker holds it
+            assert time.monotonic() < deadline, "the countdown message never arrived"
+            time.sleep(0.05)
+        send(now_urn, 0)
+    finally:
+        pipeline.close()
+    recorder.wait(2, timeout_seconds=60, settle_seconds=0.2)
+    asked = [c.at for c in sandbox.status_calls() if later_urn in c.asked()]
+    assert asked and min(asked) >= sent + countdown - fresh - 0.5, (
+        f"asked {min(asked) - sent:.1f} s after sending, with a {countdown:.0f} s countdown")
 
 
 #: The card's path (a countdown) meets the issue's bound of 25 calls for 1,000 URNs; with
