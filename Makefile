@@ -30,7 +30,7 @@ test: $(BIN)/.installed
 chaos: $(BIN)/.installed
 	$(BIN)/python -m tests.chaos --profile long --repeat 3
 
-# jobops against a naive baseline and Celery's floor (about 40 minutes), then the cost of
+# jobops against fair baselines, end to end (about 50 minutes), then the cost of
 # the shared token and limits per call. Results and charts go to bench/results/.
 bench: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e '.[dev,bench]'

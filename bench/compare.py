@@ -61,6 +61,8 @@ CALLBACK_QUEUE = "bench-pipeline"
 POLL_SECONDS = 2.0
 STEADY_COUNTDOWN_SECONDS = 5.0
 IN_PROGRESS_SECONDS = 5.0
+# How long a worker's idle CPU is measured, before each run's sender starts.
+IDLE_SECONDS = 5.0
 DESCRIPTION = "A role for people who like building reliable systems. " * 3
 
 
@@ -153,6 +155,9 @@ class Run:
     # its callback ran (p50, p99).
     asked_after_due_ms: tuple[float, float] | None = None
     callback_after_due_ms: tuple[float, float] = (0.0, 0.0)
+    # The worker's CPU while idle, before the sender starts (timers, threads, polling):
+    # a cost per second, not per URN, which the steady runs' CPU per URN includes.
+    worker_idle_cpu_share: float = 0.0
     worker_pss_idle_mb: float = 0.0
     worker_pss_peak_mb: float = 0.0
     # Redis' growth split, by least squares over the samples (ramp, steady state, drain),
@@ -378,6 +383,10 @@ class Bench:
         tokens_before = state.token_requests
         with self.workers(implementation, processes, label) as (worker_pid, pipeline_pid):
             result.worker_pss_idle_mb = memory_mb(worker_pid)["pss_mb"]
+            idle_before = sum(cpu_split(worker_pid))
+            time.sleep(IDLE_SECONDS)
+            result.worker_idle_cpu_share = round(
+                (sum(cpu_split(worker_pid)) - idle_before) / IDLE_SECONDS, 3)
             sampler = Sampler(self.store, worker_pid,
                               int(self.store.info("memory")["used_memory"]))
             split_before = cpu_split(worker_pid)
