@@ -72,10 +72,10 @@ class BrokerMessages:
                         break
                     start += self._page_size
 
-    def next_calls(self, queue: str, task_names: Set[str], count: int, due_by: float
-                   ) -> list[tuple[str, list[Any], dict[str, Any]]]:
-        """Task name, args and kwargs of the next ``count`` messages a worker will take
-        from ``queue`` (its unprioritised list), for ``task_names`` and due by ``due_by``
+    def next_kwargs(self, queue: str, task_name: str, count: int, due_by: float
+                    ) -> list[dict[str, Any]]:
+        """The keyword arguments of the next ``count`` messages a worker will take from
+        ``queue`` (its unprioritised list), for ``task_name`` and due by ``due_by``
         (epoch seconds): what runs soon, read without taking it."""
         if count <= 0:
             return []
@@ -83,9 +83,9 @@ class BrokerMessages:
         raw = self._store.lrange(f"{self._prefix}{queue}", -count, -1)
         found = []
         for message in reversed(raw):
-            call = _task_call(_decoded(message), task_names, due_by)
-            if call is not None:
-                found.append(call)
+            kwargs = _task_kwargs(_decoded(message), task_name, due_by)
+            if kwargs is not None:
+                found.append(kwargs)
         return found
 
     def _held_ids(self) -> Iterator[str]:
@@ -118,14 +118,12 @@ def _task_id(payload: Any) -> str | None:
     return None
 
 
-def _task_call(payload: Any, task_names: Set[str], due_by: float
-               ) -> tuple[str, list[Any], dict[str, Any]] | None:
-    """A Celery (protocol 2) message's task, args and kwargs if it runs one of
-    ``task_names`` by ``due_by``."""
+def _task_kwargs(payload: Any, task_name: str, due_by: float) -> dict[str, Any] | None:
+    """A Celery (protocol 2) message's kwargs if it runs ``task_name`` by ``due_by``."""
     if not isinstance(payload, dict):
         return None
     headers = payload.get("headers")
-    if not isinstance(headers, dict) or headers.get("task") not in task_names:
+    if not isinstance(headers, dict) or headers.get("task") != task_name:
         return None
     eta = headers.get("eta")
     if isinstance(eta, str):
@@ -143,7 +141,6 @@ def _task_call(payload: Any, task_names: Set[str], due_by: float
         decoded = json.loads(base64.b64decode(body) if encoded else body)
     except ValueError:
         return None
-    if (isinstance(decoded, list) and len(decoded) >= 2 and isinstance(decoded[0], list)
-            and isinstance(decoded[1], dict)):
-        return str(headers["task"]), decoded[0], decoded[1]
+    if isinstance(decoded, list) and len(decoded) >= 2 and isinstance(decoded[1], dict):
+        return decoded[1]
     return None

@@ -26,7 +26,6 @@ from jobops.outcomes import Operation, Status, build_outcome
 from jobops.request import (
     BATCH_CALLBACK,
     MAX_ANSWER_ELEMENTS,
-    SCHEDULE_TASK,
     VERIFY_TASK,
     VerificationRequest,
     describe,
@@ -251,7 +250,7 @@ def _deliver_refused(request: VerificationRequest, own_id: str,
     rt.metrics.flush(rt.redis, force=True)
 
 
-@app.task(bind=True, name=SCHEDULE_TASK, throws=(InvalidRequest,))
+@app.task(bind=True, name="jobops.schedule_verification", throws=(InvalidRequest,))
 def schedule_verification(
     self: Task,
     post_answer: Any,

@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import redis
 import requests
@@ -26,7 +25,7 @@ from jobops.limits import Limiter
 from jobops.metrics import Metrics
 from jobops.records import Records
 from jobops.registry import PendingRegistry
-from jobops.request import SCHEDULE_TASK, VERIFY_TASK
+from jobops.request import VERIFY_TASK
 from jobops.stuck import StuckVerifications
 from jobops.tokens import SharedTokenCache, request_token
 from settings import Settings, celery_config, get_settings
@@ -125,41 +124,15 @@ MAX_UPCOMING_URNS = 60
 
 
 def _upcoming(settings: Settings, broker: BrokerMessages | None) -> Upcoming | None:
-    """The URNs of verification messages waiting on this worker's queue, next first:
-    those a verification message names, and those of a POST answer a schedule message
-    will verify within the window (its own countdown, else the first check's)."""
+    """The URNs of verification messages waiting on this worker's queue, next first."""
     if broker is None:
         return None
 
     def upcoming(count: int, due_by: float) -> list[str]:
-        found: list[str] = []
-        for task, args, kwargs in broker.next_calls(
-                settings.queue, {VERIFY_TASK, SCHEDULE_TASK}, count, due_by):
-            urns = (kwargs.get("task_urns") if task == VERIFY_TASK
-                    else _answer_urns(args, kwargs, settings, due_by - time.time()))
-            if isinstance(urns, list):
-                found += [u for u in urns[:MAX_UPCOMING_URNS] if isinstance(u, str)]
-        return found
+        return [urn for kwargs in broker.next_kwargs(settings.queue, VERIFY_TASK, count, due_by)
+                if isinstance(kwargs.get("task_urns"), list)
+                for urn in kwargs["task_urns"][:MAX_UPCOMING_URNS] if isinstance(urn, str)]
     return upcoming
-
-
-def _answer_urns(args: list[Any], kwargs: dict[str, Any], settings: Settings,
-                 window_seconds: float) -> list[str]:
-    """The accepted elements' task URNs of a schedule message whose first check falls
-    within ``window_seconds``; none for anything else (it is checked when it runs)."""
-    countdown = kwargs.get("countdown_seconds", args[5] if len(args) > 5 else None)
-    if countdown is None:
-        countdown = settings.first_check_seconds
-    if isinstance(countdown, bool) or not isinstance(countdown, int | float) \
-            or countdown > window_seconds:
-        return []
-    answer = args[0] if args else kwargs.get("post_answer")
-    elements = answer.get("elements") if isinstance(answer, dict) else None
-    if not isinstance(elements, list):
-        return []
-    return [element["id"] for element in elements
-            if isinstance(element, dict) and isinstance(element.get("id"), str)
-            and not (isinstance(element.get("status"), int) and element["status"] >= 400)]
 
 
 def _broker_messages(settings: Settings, store: redis.Redis) -> BrokerMessages | None:

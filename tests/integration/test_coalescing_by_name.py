@@ -85,31 +85,3 @@ def test_single_urn_verifications_sent_by_name_share_their_calls(
     print(f"\ncountdown {countdown}: {calls} calls")
     assert calls <= most_calls, f"{calls} calls for 1,000 single-URN verifications: {sizes}"
 
-
-#: The README's chain path: the schedule task runs on the jobops worker, registers its
-#: verification and sends it; runs read the URNs of schedule messages still waiting.
-@pytest.mark.parametrize(("countdown", "most_calls"), [(3, 25), (0, 30)])
-def test_single_job_answers_scheduled_by_name_share_their_calls(
-        sandbox: SandboxState, recorder: Recorder, jobops_worker: Callable[..., str],
-        countdown: int, most_calls: int) -> None:
-    queue = jobops_worker(JOBOPS_STATUS_FRESH_SECONDS="30")
-    sandbox.config.in_progress_seconds = 0
-    urns = posted_urns(1000)
-    before = len(sandbox.status_calls())
-    pipeline = Celery("pipeline", broker=REDIS_URL)
-    try:
-        with pipeline.producer_or_acquire() as producer:
-            for urn in urns:
-                pipeline.send_task(
-                    "jobops.schedule_verification", queue=queue, producer=producer,
-                    args=({"elements": [{"id": urn, "status": 201}]},), kwargs={
-                        "operation": "CREATE", "callbacks": recorder.callbacks,
-                        "context": recorder.context, "countdown_seconds": countdown})
-    finally:
-        pipeline.close()
-    outcomes = recorder.wait(1000, timeout_seconds=240, settle_seconds=1)
-    assert Counter(o["task_urn"] for o in outcomes) == Counter(urns)
-    calls = len(sandbox.status_calls()) - before
-    sizes = [c.ids for c in sandbox.status_calls()[before:]]
-    print(f"\nscheduled, countdown {countdown}: {calls} calls")
-    assert calls <= most_calls, f"{calls} calls for 1,000 single-job answers: {sizes}"
