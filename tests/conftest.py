@@ -398,3 +398,23 @@ def worker_name(log_path: Path) -> str:
 def flower(flower_server: tuple[subprocess.Popen[bytes], str]) -> str:
     """The URL of the test session's Flower."""
     return flower_server[1]
+
+
+@pytest.fixture
+def bench_worker(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """Start a benchmark baseline's worker (``bench.card``, ``bench.floor``) on a queue of
+    its own, with the tests' settings; returns the queue."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(app: str) -> str:
+        queue = f"{app.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:8]}"
+        log_path = tmp_path / f"{queue}.log"
+        process = start_worker(app, queue, {**TEST_ENV, "JOBOPS_QUEUE": queue}, log_path,
+                               concurrency=2)
+        started.append(process)
+        wait_ready(process, log_path)
+        return queue
+
+    yield start
+    for process in started:
+        stop(process)

@@ -4,39 +4,23 @@ URN — so comparing jobops with it compares like with like."""
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from jobops.processes import start_worker, stop, wait_ready
 from sandbox import SandboxState
 from tests.conftest import Recorder
-from tests.env import TEST_ENV
 from tests.jobs import posted_urns
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
 
-@pytest.fixture
-def card_queue(tmp_path: Path) -> Iterator[str]:
-    queue = f"card-{uuid.uuid4().hex[:8]}"
-    log_path = tmp_path / "card.log"
-    process = start_worker("bench.card", queue, {**TEST_ENV, "JOBOPS_QUEUE": queue},
-                           log_path, concurrency=2)
-    try:
-        wait_ready(process, log_path)
-        yield queue
-    finally:
-        stop(process)
-
-
 def test_the_card_baseline_asks_per_operation_and_retries_what_is_pending(
-        sandbox: SandboxState, recorder: Recorder, card_queue: str) -> None:
+        sandbox: SandboxState, recorder: Recorder, bench_worker: Callable[[str], str]) -> None:
     from bench.card import app
 
+    card_queue = bench_worker("bench.card")
     sandbox.config.in_progress_seconds = 0
     operations = [posted_urns(1), posted_urns(1), posted_urns(60)]
     held = operations[2][0]

@@ -4,13 +4,10 @@ so comparing jobops with it compares like with like."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from jobops.processes import start_worker, stop, wait_ready
 from sandbox import SandboxState
 from tests.conftest import Recorder
 from tests.env import TEST_ENV
@@ -19,23 +16,11 @@ from tests.jobs import posted_urns
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
 
-@pytest.fixture
-def floor_queue(tmp_path: Path) -> Iterator[str]:
-    queue = f"floor-{uuid.uuid4().hex[:8]}"
-    log_path = tmp_path / "floor.log"
-    process = start_worker("bench.floor", queue, {**TEST_ENV, "JOBOPS_QUEUE": queue},
-                           log_path, concurrency=2)
-    try:
-        wait_ready(process, log_path)
-        yield queue
-    finally:
-        stop(process)
-
-
 def test_the_floor_decides_at_once_but_what_is_in_progress(
-        sandbox: SandboxState, recorder: Recorder, floor_queue: str) -> None:
+        sandbox: SandboxState, recorder: Recorder, bench_worker: Callable[[str], str]) -> None:
     from bench.floor import app
 
+    floor_queue = bench_worker("bench.floor")
     urns = posted_urns(3)
     before = len(sandbox.status_calls())
     app.send_task("floor.verify_job_operation", queue=floor_queue, kwargs={
