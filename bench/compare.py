@@ -104,8 +104,6 @@ class Workload:
     in_progress_seconds: float = IN_PROGRESS_SECONDS
 
     def sizes(self, operations: int) -> list[int]:
-        if self.big_every == 1:
-            return [self.big_size] * operations
         return [self.big_size if self.big_every and i % self.big_every == self.big_every - 1
                 else 1 for i in range(operations)]
 

@@ -222,14 +222,9 @@ def _due_when_received(request: Any = None, **_: Any) -> None:
     if rt.share is None or not isinstance(urns, list):
         return
     valid = [u for u in urns[:MAX_URNS_PER_REQUEST] if isinstance(u, str) and is_task_urn(u)]
-    # Celery hands the ETA over parsed (a datetime); a countdown is kept, not brought
-    # forward to the moment the message arrived.
-    due_at = rt.clock.now()
-    if isinstance(request.eta, datetime):
-        due_at = request.eta.timestamp()
-    elif isinstance(request.eta, str):
-        with contextlib.suppress(ValueError):
-            due_at = datetime.fromisoformat(request.eta).timestamp()
+    # Celery hands the ETA over parsed (an aware datetime): a countdown is kept, not
+    # brought forward to the moment the message arrived.
+    due_at = request.eta.timestamp() if isinstance(request.eta, datetime) else rt.clock.now()
     try:
         rt.share.expect(valid, due_at, request.id)
     except RedisError:
