@@ -51,7 +51,7 @@ from typing import Any
 import psutil
 import redis
 
-from jobops.processes import free_port, start_redis, start_worker, stop, wait_ready
+from jobops.dev.processes import free_port, start_redis, start_worker, stop, wait_ready
 from sandbox import SandboxConfig, SandboxServer, SandboxState
 
 RESULTS = Path(__file__).parent / "results"

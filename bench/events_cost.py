@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from bench.compare import RESULTS, cpu_split
-from jobops.processes import start_redis, start_worker, stop, wait_ready
+from jobops.dev.processes import start_redis, start_worker, stop, wait_ready
 
 QUEUE, CALLBACKS = "events-cost", "events-cost-callbacks"
 

@@ -3,7 +3,7 @@
 ``floor.verify_job_operation`` takes jobops' keyword arguments, decides every URN at once
 but those the benchmark says LinkedIn holds IN_PROGRESS (``in_progress``: from the first
 check for ``in_progress_seconds``, carried in the message, as the sandbox does), retries
-itself for those with jobops' own wait (``jobops.retry.backoff_seconds`` over the poll
+itself for those with jobops' own wait (``jobops.core.cadence.backoff_seconds`` over the poll
 interval and its cap), and publishes one callback per decided URN in one producer batch,
 as jobops does. jobops' delivery settings (``bench.delivery``). Nothing on Celery can
 deliver the same outcomes through the same tasks with less work. Run as
@@ -19,7 +19,7 @@ from typing import Any
 from celery import Celery, Task
 
 from bench.delivery import delivery_settings
-from jobops.retry import backoff_seconds
+from jobops.core.cadence import backoff_seconds
 
 QUEUE = os.environ.get("JOBOPS_QUEUE", "floor")
 CALLBACK_QUEUE = os.environ.get("JOBOPS_CALLBACK_QUEUE", "pipeline")

@@ -26,9 +26,9 @@ import redis
 import requests
 from redis.connection import Connection
 
-from jobops.client import StatusClient
-from jobops.limits import Limiter
-from jobops.tokens import SharedTokenCache, request_token
+from jobops.linkedin.status import StatusClient
+from jobops.state.limits import Limiter
+from jobops.state.tokens import SharedTokenCache, request_token
 from sandbox import SandboxConfig, SandboxServer, SandboxState
 
 RESULTS = Path(__file__).parent / "results" / "limits_overhead.json"

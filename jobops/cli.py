@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jobops.errors import ConfigurationError, InvalidRequest, JobopsError
+from jobops.core.errors import ConfigurationError, InvalidRequest, JobopsError
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -37,13 +37,13 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from jobops.demo import run_demo
+    from jobops.dev.demo import run_demo
 
     return run_demo(timeout_seconds=args.timeout_seconds)
 
 
 def _status(args: argparse.Namespace) -> int:
-    from jobops.polling import poll
+    from jobops.core.polling import poll
     from workers.runtime import runtime
 
     rt = runtime()
@@ -138,7 +138,7 @@ def _progress(done: list[dict[str, Any]], total: int) -> str:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from jobops.keys import outcome_key
+    from jobops.state.keys import outcome_key
     from workers.runtime import runtime
 
     rt = runtime()
@@ -206,7 +206,7 @@ def _outcome(args: argparse.Namespace) -> int:
 def _metrics(args: argparse.Namespace) -> int:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from jobops.metrics import gauges, render
+    from jobops.state.metrics import gauges, render
     from workers.runtime import runtime
 
     rt = runtime()
@@ -293,7 +293,7 @@ def _stuck(args: argparse.Namespace) -> int:
 def _dead_letters(args: argparse.Namespace) -> int:
     import redis
 
-    from jobops.deadletters import DeadLetters, body
+    from jobops.state.dead_letters import DeadLetters, body
     from settings import get_settings
     from settings.urls import masked
 

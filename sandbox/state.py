@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from jobops.urns import is_task_urn
+from jobops.core.urns import is_task_urn
 
 OPERATIONS = ("CREATE", "UPDATE", "RENEW", "CLOSE")
 REQUIRED_FIELDS = ("externalJobPostingId", "title", "description", "companyApplyUrl",

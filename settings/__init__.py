@@ -2,7 +2,7 @@
 
 Every environment variable the service reads is declared here; nothing else calls
 ``os.getenv``. ``get_settings()`` returns the same frozen object for the life of the
-process. Bad values raise :class:`jobops.errors.ConfigurationError` naming the variable,
+process. Bad values raise :class:`jobops.core.errors.ConfigurationError` naming the variable,
 what was wrong, and what would be accepted.
 """
 
@@ -16,9 +16,9 @@ from kombu import Queue
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from jobops.errors import ConfigurationError
-from jobops.keys import ONCE_TASK_ID_PREFIXES
-from jobops.request import MAX_BATCH_SECONDS, MAX_BATCH_SIZE
+from jobops.core.errors import ConfigurationError
+from jobops.core.request import MAX_BATCH_SECONDS, MAX_BATCH_SIZE
+from jobops.state.keys import ONCE_TASK_ID_PREFIXES
 from settings.fit import FITTED, fit
 from settings.urls import masked, plain_http_elsewhere
 

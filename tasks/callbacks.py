@@ -12,8 +12,8 @@ from typing import Any
 from celery import Celery, Signature, signature
 from redis.client import Pipeline
 
-from jobops.keys import BATCH_TASK_ID_PREFIX, OUTCOME_TASK_ID_PREFIX
-from jobops.request import DEFAULT_CALLBACK
+from jobops.core.request import DEFAULT_CALLBACK
+from jobops.state.keys import BATCH_TASK_ID_PREFIX, OUTCOME_TASK_ID_PREFIX
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Scheduling verifications: from a POST answer or from a list of task URNs.
 
 Everything is checked before anything is sent: a malformed URN, operation, callback,
-context or countdown raises :class:`jobops.errors.InvalidRequest` and nothing is enqueued.
+context or countdown raises :class:`jobops.core.errors.InvalidRequest` and nothing is enqueued.
 
 Scheduling can be idempotent: given an idempotency key (the ``schedule_verification``
 task always uses its own task id), verification ids and the callback ids of elements
@@ -20,10 +20,10 @@ from typing import Any
 from celery import Task
 from redis.exceptions import WatchError
 
-from jobops.errors import InvalidRequest
-from jobops.keys import refused_outcome_key, scheduled_key
-from jobops.outcomes import Operation, Status, build_outcome
-from jobops.request import (
+from jobops.core.cadence import max_countdown_seconds
+from jobops.core.errors import InvalidRequest
+from jobops.core.outcomes import Operation, Status, build_outcome
+from jobops.core.request import (
     BATCH_CALLBACK,
     MAX_ANSWER_ELEMENTS,
     VERIFY_TASK,
@@ -33,7 +33,7 @@ from jobops.request import (
     parse_idempotency_key,
     parse_request,
 )
-from jobops.retry import max_countdown_seconds
+from jobops.state.keys import refused_outcome_key, scheduled_key
 from tasks.callbacks import deliver, outcome_callback
 from workers import app
 from workers.runtime import Runtime, runtime

@@ -1,7 +1,7 @@
 """``jobops.verify_job_operation``: poll, deliver outcomes, retry with what is pending.
 
 A run whose call answered every URN another verification waits for (a companion, see
-``jobops.coalesce``) also settles that verification, under its round's lease: its
+``jobops.state.status_cache``) also settles that verification, under its round's lease: its
 callbacks, records and end of round go with this run's own.
 """
 
@@ -20,12 +20,10 @@ from celery.signals import task_received, worker_process_shutdown, worker_shutdo
 from redis.client import Pipeline
 from redis.exceptions import RedisError
 
-from jobops.client import StatusPage
-from jobops.errors import InvalidRequest, LinkedInError
-from jobops.jobs import completed_jobs, job_summary
-from jobops.keys import job_summary_key, outcome_key, run_key, status_key
-from jobops.leases import LeaseLost
-from jobops.request import (
+from jobops.core.cadence import backoff_seconds, capped_countdown, max_countdown_seconds
+from jobops.core.errors import InvalidRequest, LinkedInError
+from jobops.core.jobs import completed_jobs, job_summary
+from jobops.core.request import (
     BATCH_CALLBACK,
     JOB_COMPLETE_CALLBACK,
     MAX_URNS_PER_REQUEST,
@@ -34,10 +32,12 @@ from jobops.request import (
     describe,
     parse_request,
 )
-from jobops.retry import backoff_seconds, capped_countdown, max_countdown_seconds
-from jobops.stuck import error_text
-from jobops.urns import is_task_urn
-from jobops.verification import RunResult, expire_unchecked, past_last_check, run_once
+from jobops.core.rounds import RunResult, expire_unchecked, past_last_check, run_once
+from jobops.core.urns import is_task_urn
+from jobops.linkedin.status import StatusPage
+from jobops.state.keys import job_summary_key, outcome_key, run_key, status_key
+from jobops.state.leases import LeaseLost
+from jobops.state.stuck import error_text
 from tasks.callbacks import deliver, outcome_callback
 from workers import app
 from workers.runtime import Runtime, current, runtime

@@ -10,7 +10,7 @@ import redis
 from celery import Task
 from celery.exceptions import Reject
 
-from jobops.demo_pipeline import app, settings
+from jobops.dev.pipeline import app, settings
 from tests.chaos.keys import COPIES_KEY, DROPPED_KEY, OUTCOMES_KEY, SEEN_PREFIX
 
 # The de-duplication the README advises a consumer to do: the same outcome always comes

@@ -26,7 +26,7 @@ import redis
 import requests
 from celery.signals import before_task_publish
 
-from jobops.processes import free_port, redis_answers, start_worker, stop, wait_ready
+from jobops.dev.processes import free_port, redis_answers, start_worker, stop, wait_ready
 from sandbox import SandboxConfig, SandboxServer, SandboxState
 from tests.env import REDIS_URL, SANDBOX_PORT, TEST_ENV
 from tests.pipeline_app import app as pipeline_app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from jobops.processes import free_port
+from jobops.dev.processes import free_port
 
 
 def _redis_url() -> str:

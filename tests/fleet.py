@@ -16,7 +16,7 @@ import pytest
 import redis
 from celery import Celery
 
-from jobops.processes import free_port, redis_answers, start_worker, stop, wait_ready
+from jobops.dev.processes import free_port, redis_answers, start_worker, stop, wait_ready
 from tests.env import REDIS_URL, TEST_ENV
 from tests.outage_pipeline import record_key
 

@@ -9,7 +9,7 @@ from typing import Any
 import redis
 from celery import Task
 
-from jobops.demo_pipeline import app, post_jobs, settings
+from jobops.dev.pipeline import app, post_jobs, settings
 
 __all__ = ["app", "post_jobs", "record_batch", "record_outcome"]
 

@@ -9,7 +9,7 @@ import select
 import socket
 import threading
 
-from jobops.processes import free_port
+from jobops.dev.processes import free_port
 
 CHUNK_BYTES = 65536
 

@@ -1,7 +1,7 @@
 """Flushes batched callbacks by time, and re-sends sealed batches whose sender died.
 
 Runs as a thread in each worker's main process. Any number of them may flush at once:
-sealing is one Lua script (see jobops.batches), so each outcome is sealed once.
+sealing is one Lua script (see jobops.state.batches), so each outcome is sealed once.
 """
 
 from __future__ import annotations

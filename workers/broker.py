@@ -23,7 +23,7 @@ Three things kombu's own Redis transport does that a worker must not:
 - **Exit on a message it cannot read.** Bytes on the queue that are not JSON raise
   ``JSONDecodeError`` in the event loop, JSON that is not a kombu message ``KeyError``
   or ``TypeError``, and the worker exits. Here they are logged and kept as dead letters
-  (``jobops.deadletters``), and the worker goes on.
+  (``jobops.state.dead_letters``), and the worker goes on.
 
 The app uses it through ``AMQP`` (``Celery(amqp=...)``): a ``redis://`` or ``rediss://``
 broker URL gets this transport; kombu's URL handling (TLS for ``rediss``) is unchanged.
@@ -48,8 +48,8 @@ from kombu.utils.collections import HashedSeq
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
-from jobops import keys
-from jobops.deadletters import DeadLetters
+from jobops.state import keys
+from jobops.state.dead_letters import DeadLetters
 
 log = logging.getLogger(__name__)
 

@@ -15,19 +15,19 @@ from functools import partial
 import redis
 import requests
 
-from jobops.batches import Batches
-from jobops.broker import BrokerMessages
-from jobops.client import StatusClient
-from jobops.clock import FleetClock
-from jobops.coalesce import StatusShare, Upcoming
-from jobops.leases import LeaseKeeper, RunLeases
-from jobops.limits import Limiter
-from jobops.metrics import Metrics
-from jobops.records import Records
-from jobops.registry import PendingRegistry
-from jobops.request import VERIFY_TASK
-from jobops.stuck import StuckVerifications
-from jobops.tokens import SharedTokenCache, request_token
+from jobops.core.request import VERIFY_TASK
+from jobops.linkedin.status import StatusClient
+from jobops.state.batches import Batches
+from jobops.state.clock import FleetClock
+from jobops.state.leases import LeaseKeeper, RunLeases
+from jobops.state.limits import Limiter
+from jobops.state.metrics import Metrics
+from jobops.state.queued import BrokerMessages
+from jobops.state.records import Records
+from jobops.state.registry import PendingRegistry
+from jobops.state.status_cache import StatusShare, Upcoming
+from jobops.state.stuck import StuckVerifications
+from jobops.state.tokens import SharedTokenCache, request_token
 from settings import Settings, celery_config, get_settings
 
 

@@ -1,4 +1,4 @@
-"""Re-sends verifications whose next round was lost, not merely late (see jobops.registry).
+"""Re-sends verifications whose next round was lost, not merely late (see jobops.state.registry).
 
 Runs as a thread in each worker's main process; a lock in Redis lets one sweep at a time
 for the whole fleet. A sweep searches the broker only when some round is overdue, and
@@ -14,8 +14,8 @@ from typing import Any
 
 from celery.signals import worker_ready
 
-from jobops import keys
-from jobops.registry import judge
+from jobops.state import keys
+from jobops.state.registry import judge
 from tasks.scheduling import VERIFY_TASK
 from workers import app
 from workers.outages import UNREACHABLE, Outage

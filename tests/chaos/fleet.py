@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from jobops.processes import start_worker, stop, wait_ready
+from jobops.dev.processes import start_worker, stop, wait_ready
 
 JOBOPS_WORKERS = 3
 CONCURRENCY = 2

@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import redis
 
-from jobops import keys
+from jobops.state import keys
 from tests.chaos.keys import OUTCOMES_KEY
 
 T = TypeVar("T")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from jobops.processes import free_port
+from jobops.dev.processes import free_port
 
 PASSWORD = "chaos-redis-password"
 #: How long a (re)started Redis may take to load its append-only file and answer.

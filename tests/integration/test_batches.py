@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import redis
 
-from jobops import keys
-from jobops.batches import BatchSpec
-from jobops.request import MAX_BATCH_BYTES, MAX_BATCH_SIZE
+from jobops.core.request import MAX_BATCH_BYTES, MAX_BATCH_SIZE
+from jobops.state import keys
+from jobops.state.batches import BatchSpec
 from sandbox import SandboxState
 from tasks.callbacks import batch_task_id, callback_task_id, publish_batches
 from tasks.scheduling import schedule_from_answer, verify_urns

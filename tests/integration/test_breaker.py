@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from jobops import keys
-from jobops.errors import Paused
-from jobops.limits import (
+from jobops.core.errors import Paused
+from jobops.state import keys
+from jobops.state.limits import (
     DAILY_LIMIT,
     DAILY_RECHECK_SECONDS,
     MIDNIGHT_SPREAD_SECONDS,

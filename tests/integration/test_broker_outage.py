@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from jobops.processes import stop
+from jobops.dev.processes import stop
 from sandbox import SandboxState
 from tests.conftest import wait_for_line
 from tests.fleet import (

@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
-from jobops import keys
-from jobops.keys import run_key
-from jobops.urns import encode_id_param
+from jobops.core.urns import encode_id_param
+from jobops.state import keys
+from jobops.state.keys import run_key
 from sandbox import SandboxState
 from tests.conftest import Recorder
 from tests.jobs import job, post, posted_urns, task_urns

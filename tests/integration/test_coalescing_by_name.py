@@ -11,7 +11,7 @@ import pytest
 import redis
 from celery import Celery
 
-from jobops import keys
+from jobops.state import keys
 from sandbox import SandboxState
 from tests.conftest import Recorder
 from tests.env import REDIS_URL

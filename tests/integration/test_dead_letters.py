@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from jobops.deadletters import DeadLetters
+from jobops.state.dead_letters import DeadLetters
 from sandbox import SandboxState
 from tests.conftest import wait_for_line
 from tests.fleet import PASSWORD, Fleet, running_fleet, wait_until

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from jobops.request import parse_request
+from jobops.core.request import parse_request
 from sandbox import SandboxState
 from tasks.scheduling import verification_id
 from tests.conftest import ExtraWorkers, Recorder, wait_for_line

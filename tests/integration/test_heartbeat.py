@@ -14,7 +14,7 @@ import pytest
 import redis
 from celery import Celery
 
-from jobops.keys import run_key
+from jobops.state.keys import run_key
 from sandbox import SandboxState
 from settings import Settings
 from tests.conftest import Recorder

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import redis
 
-from jobops import keys
-from jobops.errors import InvalidRequest
+from jobops.core.errors import InvalidRequest
+from jobops.state import keys
 from sandbox import SandboxState
 from tasks.scheduling import schedule_from_answer, verify_urns
 from tests.conftest import Recorder, wait_for_line

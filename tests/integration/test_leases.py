@@ -8,8 +8,8 @@ import uuid
 import pytest
 import redis
 
-from jobops.keys import run_key
-from jobops.leases import LeaseKeeper, RunLeases
+from jobops.state.keys import run_key
+from jobops.state.leases import LeaseKeeper, RunLeases
 
 pytestmark = pytest.mark.integration
 

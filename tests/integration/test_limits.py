@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from jobops import keys
+from jobops.state import keys
 from sandbox import SandboxState
 from settings import load_settings
 from tests.conftest import Recorder

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from jobops.processes import free_port, stop
+from jobops.dev.processes import free_port, stop
 from sandbox import SandboxState
 from tasks.scheduling import schedule_from_answer
 from tests.conftest import Recorder

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from jobops.processes import start_worker, wait_ready
+from jobops.dev.processes import start_worker, wait_ready
 from sandbox import SandboxState
 from tests.conftest import Recorder
 from tests.env import TEST_ENV

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from jobops.processes import free_port
+from jobops.dev.processes import free_port
 from tests.env import TEST_ENV
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from jobops.processes import start_worker, stop, wait_ready
+from jobops.dev.processes import start_worker, stop, wait_ready
 from sandbox import SandboxState
 from tests.conftest import Recorder
 from tests.env import REDIS_URL, TEST_ENV

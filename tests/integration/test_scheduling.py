@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from jobops.keys import run_key
+from jobops.state.keys import run_key
 from sandbox import SandboxState
 from tasks import scheduling
 from tasks.scheduling import schedule_from_answer, verify_urns

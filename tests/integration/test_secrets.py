@@ -10,7 +10,7 @@ import pytest
 import redis
 import requests
 
-from jobops import keys
+from jobops.state import keys
 from sandbox import SandboxState
 from tasks.scheduling import schedule_from_answer
 from tests.conftest import FLOWER_AUTH, Recorder

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jobops.processes import start_worker, stop
+from jobops.dev.processes import start_worker, stop
 from tests.env import TEST_ENV
 
 pytestmark = pytest.mark.integration

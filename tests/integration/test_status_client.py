@@ -9,10 +9,10 @@ import pytest
 import redis
 import requests
 
-from jobops import keys
-from jobops.client import StatusClient
-from jobops.errors import BadBatchKey, Paused, QueryTooLong, TokenError, TransientError
-from jobops.tokens import SharedTokenCache, request_token
+from jobops.core.errors import BadBatchKey, Paused, QueryTooLong, TokenError, TransientError
+from jobops.linkedin.status import StatusClient
+from jobops.state import keys
+from jobops.state.tokens import SharedTokenCache, request_token
 from sandbox import SandboxState
 from settings import get_settings
 from tests.env import SANDBOX_URL

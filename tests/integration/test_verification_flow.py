@@ -14,7 +14,7 @@ import pytest
 import redis
 from celery import chain
 
-from jobops.urns import encode_id_param
+from jobops.core.urns import encode_id_param
 from sandbox import SandboxState
 from tasks.scheduling import schedule_from_answer, verify_urns
 from tests.conftest import Recorder, wait_callbacks_run

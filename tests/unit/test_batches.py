@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobops.batches import batch_spec
+from jobops.state.batches import batch_spec
 from tasks.callbacks import batch_task_id, describe_batch
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobops.catalogue import parse_error_message
+from jobops.core.catalogue import parse_error_message
 
 SEED_DUPLICATE = (
     "Job processing failed due to a client-side error. Please check payload and integration "

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from jobops.jobs import completed_jobs, establishes_state, job_summary, needs_state
+from jobops.core.jobs import completed_jobs, establishes_state, job_summary, needs_state
 
 
 def outcome(status: str, operation: str = "CREATE", live: bool | None = True,

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from jobops import keys
+from jobops.state import keys
 
 GOOD = "urn:li:simpleJobPostingTask:07ae37ab-2216-4d0f-97a0-53a516681c8f"
 

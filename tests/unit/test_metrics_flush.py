@@ -7,7 +7,7 @@ import uuid
 import pytest
 import redis
 
-from jobops.metrics import Metrics, render
+from jobops.state.metrics import Metrics, render
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ from collections.abc import Callable
 
 import pytest
 
-from jobops.client import StatusPage
-from jobops.errors import BadBatchKey, TransientError
-from jobops.outcomes import Operation
-from jobops.polling import poll
-from jobops.request import VerificationRequest
-from jobops.verification import run_once
+from jobops.core.errors import BadBatchKey, TransientError
+from jobops.core.outcomes import Operation
+from jobops.core.polling import poll
+from jobops.core.request import VerificationRequest
+from jobops.core.rounds import run_once
+from jobops.linkedin.status import StatusPage
 from settings import load_settings
 
 A, B, C, D = (f"urn:li:simpleJobPostingTask:{c * 8}" for c in "abcd")
@@ -174,7 +174,7 @@ def test_retry_after_is_honoured_and_spread() -> None:
 
 
 def test_a_shared_wait_is_spread_and_stays_within_the_cap() -> None:
-    from jobops.retry import spread_seconds
+    from jobops.core.cadence import spread_seconds
 
     assert spread_seconds(10, 100, lambda: 0.0) == 10
     assert spread_seconds(10, 100, lambda: 1.0) == 12  # a fifth of the wait
@@ -185,7 +185,7 @@ def test_a_shared_wait_is_spread_and_stays_within_the_cap() -> None:
 
 
 def test_at_the_end_a_known_final_status_is_reported_as_linkedin_said() -> None:
-    from jobops.verification import expire_unchecked
+    from jobops.core.rounds import expire_unchecked
 
     known = {A: entry(A, "SUCCEEDED", jobPosting="urn:li:jobPosting:1"),
              B: entry(B, "IN_PROGRESS")}

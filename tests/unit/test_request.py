@@ -8,18 +8,18 @@ from typing import Any
 
 import pytest
 
-from jobops.errors import ConfigurationError, InvalidRequest
-from jobops.request import (
-    MAX_CALLBACKS_BYTES,
-    parse_countdown,
-    parse_idempotency_key,
-    parse_request,
-)
-from jobops.retry import (
+from jobops.core.cadence import (
     backoff_seconds,
     capped_countdown,
     max_countdown_seconds,
     next_check_seconds,
+)
+from jobops.core.errors import ConfigurationError, InvalidRequest
+from jobops.core.request import (
+    MAX_CALLBACKS_BYTES,
+    parse_countdown,
+    parse_idempotency_key,
+    parse_request,
 )
 from settings import load_settings
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jobops.urns import query_string
+from jobops.core.urns import query_string
 from sandbox import SandboxConfig, SandboxState
 
 DESCRIPTION = "A role for people who like building reliable systems. " * 3

@@ -6,7 +6,7 @@ import uuid
 
 import redis
 
-from jobops import scripts
+from jobops.state import lua as scripts
 
 
 def test_a_pipeline_with_a_script_redis_has_not_seen_runs_it_once(store: redis.Redis

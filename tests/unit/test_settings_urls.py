@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobops.errors import ConfigurationError
+from jobops.core.errors import ConfigurationError
 from settings import load_settings
 from settings.urls import masked
 

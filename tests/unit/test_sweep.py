@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from jobops.broker import BrokerMessages
-from jobops.registry import MIN_UNSEEN_SECONDS, judge
+from jobops.state.queued import BrokerMessages
+from jobops.state.registry import MIN_UNSEEN_SECONDS, judge
 from workers import app
 
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from jobops.urns import encode_id_param, is_task_urn, query_string, split_for_query
+from jobops.core.urns import encode_id_param, is_task_urn, query_string, split_for_query
 
 
 def urn() -> str:

@@ -1,10 +1,10 @@
 """One GET of /v2/simpleJobPostingTasks, with its answer classified.
 
 The client never retries on a timer: it gets a fresh token once after a 401 and otherwise
-raises one of the errors in :mod:`jobops.errors`, leaving the when-to-retry decision to
+raises one of the errors in :mod:`jobops.core.errors`, leaving the when-to-retry decision to
 the task. What LinkedIn refuses for the whole application — a 429, a fresh token refused,
 credentials refused — pauses the fleet through the limiter's breaker (see
-:mod:`jobops.limits`), so a lasting refusal costs one call per pause step, not one per
+:mod:`jobops.state.limits`), so a lasting refusal costs one call per pause step, not one per
 verification.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import requests
 
-from jobops.errors import (
+from jobops.core.errors import (
     AuthenticationError,
     BadBatchKey,
     LinkedInError,
@@ -26,7 +26,8 @@ from jobops.errors import (
     TokenError,
     TransientError,
 )
-from jobops.limits import (
+from jobops.core.urns import query_string
+from jobops.state.limits import (
     DAILY_LIMIT,
     REQUEST_REFUSED,
     RETRY_AFTER,
@@ -35,9 +36,8 @@ from jobops.limits import (
     Permit,
     Trip,
 )
-from jobops.metrics import Metrics
-from jobops.tokens import TokenSource
-from jobops.urns import query_string
+from jobops.state.metrics import Metrics
+from jobops.state.tokens import TokenSource
 
 STATUS_PATH = "/v2/simpleJobPostingTasks"
 

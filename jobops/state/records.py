@@ -14,14 +14,15 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from jobops import keys, scripts
-from jobops.jobs import (
+from jobops.core.jobs import (
     ANY_LOCATION,
     borrow_state,
     establishes_state,
     needs_state,
     state_entry,
 )
+from jobops.state import keys
+from jobops.state import lua as scripts
 
 # One command per outcome, whatever it touches. KEYS: outcome record, job index, job
 # state hash. ARGV: outcome JSON, ttl s, task URN ('' if none: no index entry), state

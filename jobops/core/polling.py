@@ -22,11 +22,11 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from jobops.client import StatusPage
-from jobops.coalesce import StatusShare
-from jobops.errors import BadBatchKey, LinkedInError, QueryTooLong, RequestRefused
-from jobops.outcomes import Status, is_terminal
-from jobops.urns import CANARY_URN, query_string, split_for_query
+from jobops.core.errors import BadBatchKey, LinkedInError, QueryTooLong, RequestRefused
+from jobops.core.outcomes import Status, is_terminal
+from jobops.core.urns import CANARY_URN, query_string, split_for_query
+from jobops.linkedin.status import StatusPage
+from jobops.state.status_cache import StatusShare
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from jobops import keys
+from jobops.state import keys
 
 # Seconds from the LinkedIn operation to its outcome: minutes normally, days at worst.
 LATENCY_BUCKETS_SECONDS = (60, 300, 600, 1800, 3600, 6 * 3600, 86_400, 7 * 86_400, 30 * 86_400)

@@ -20,7 +20,8 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from jobops import keys, scripts
+from jobops.state import keys
+from jobops.state import lua as scripts
 
 #: Time between two sweeps' searches that found no message of a round, for it to count
 #: as lost: far longer than kombu takes to move a message from a queue to the unacked hash.

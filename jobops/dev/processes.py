@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from jobops.errors import ConfigurationError
+from jobops.core.errors import ConfigurationError
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from jobops.catalogue import ErrorEntry, parse_error_message
+from jobops.core.catalogue import ErrorEntry, parse_error_message
 
 
 class Operation(StrEnum):

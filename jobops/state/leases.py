@@ -31,8 +31,8 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from jobops import keys
-from jobops.errors import JobopsError
+from jobops.core.errors import JobopsError
+from jobops.state import keys
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """What outcomes mean for a job: its last known state, and a summary over its locations.
 
-Pure functions; :mod:`jobops.records` keeps their inputs in Redis.
+Pure functions; :mod:`jobops.state.records` keeps their inputs in Redis.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from jobops.outcomes import Operation, Status
+from jobops.core.outcomes import Operation, Status
 
 ANY_LOCATION = "*"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from jobops.errors import LinkedInError
+from jobops.core.errors import LinkedInError
 
 Jitter = Callable[[], float]
 

@@ -24,9 +24,9 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from jobops import keys
-from jobops.outcomes import is_terminal
-from jobops.urns import encode_id_param, is_task_urn
+from jobops.core.outcomes import is_terminal
+from jobops.core.urns import encode_id_param, is_task_urn
+from jobops.state import keys
 
 TERMINAL_TTL_SECONDS = 86_400
 # How long a run waits for the answer about its URN that another run is asking for.

@@ -11,14 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobops.catalogue import expired_entry, gone_entry, invalid_urn_entry, unchecked_entry
-from jobops.coalesce import StatusShare
-from jobops.errors import LinkedInError
-from jobops.outcomes import Status, build_outcome, is_terminal
-from jobops.polling import Fetcher, PollReport, poll
-from jobops.request import VerificationRequest
-from jobops.retry import Jitter, backoff_seconds, next_check_seconds, wait_after_error
-from jobops.urns import describe_invalid, is_task_urn
+from jobops.core.cadence import Jitter, backoff_seconds, next_check_seconds, wait_after_error
+from jobops.core.catalogue import expired_entry, gone_entry, invalid_urn_entry, unchecked_entry
+from jobops.core.errors import LinkedInError
+from jobops.core.outcomes import Status, build_outcome, is_terminal
+from jobops.core.polling import Fetcher, PollReport, poll
+from jobops.core.request import VerificationRequest
+from jobops.core.urns import describe_invalid, is_task_urn
+from jobops.state.status_cache import StatusShare
 from settings import Settings
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 import redis
 
-from jobops import keys
+from jobops.state import keys
 
 #: Dead letters kept; the oldest go first. One holds at most MAX_BODY_BYTES of its bytes.
 MAX_DEAD_LETTERS = 1_000

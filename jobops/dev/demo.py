@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from jobops.processes import redis_answers, start_redis, start_worker, stop, wait_ready
+from jobops.dev.processes import redis_answers, start_redis, start_worker, stop, wait_ready
 from sandbox import SandboxConfig, SandboxServer, SandboxState
 from settings.urls import masked
 
@@ -114,12 +114,12 @@ def _drive(run: str, env: dict[str, str], state: SandboxState, workdir: Path,
     import redis
     from celery import chain
 
-    from jobops import demo_pipeline
+    from jobops.dev import pipeline as demo_pipeline
 
     print(f"sandbox at {env['LINKEDIN_API_URL']}, Redis at {masked(env['REDIS_URL'])}, "
           f"logs in {workdir}")
     for app, queue in (("workers", env["JOBOPS_QUEUE"]),
-                       ("jobops.demo_pipeline", env["JOBOPS_CALLBACK_QUEUE"])):
+                       ("jobops.dev.pipeline", env["JOBOPS_CALLBACK_QUEUE"])):
         log_path = workdir / f"{app}.log"
         children.append(start_worker(app, queue, env, log_path))
         wait_ready(children[-1], log_path)

@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 
 import redis
 
-from jobops import keys
-from jobops.errors import Paused, QuotaExhausted, RateLimited
+from jobops.core.errors import Paused, QuotaExhausted, RateLimited
+from jobops.state import keys
 
 log = logging.getLogger(__name__)
 

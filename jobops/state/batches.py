@@ -26,8 +26,9 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from jobops import keys, scripts
-from jobops.request import BATCH_SECONDS, BATCH_SIZE, MAX_BATCH_BYTES
+from jobops.core.request import BATCH_SECONDS, BATCH_SIZE, MAX_BATCH_BYTES
+from jobops.state import keys
+from jobops.state import lua as scripts
 
 # A sealed batch not deleted this long after sealing lost its publisher.
 REPUBLISH_AFTER_SECONDS = 10.0

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import redis
 import requests
 
-from jobops import keys
-from jobops.errors import TokenError
+from jobops.core.errors import TokenError
+from jobops.state import keys
 
 log = logging.getLogger(__name__)
 

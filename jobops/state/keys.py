@@ -47,7 +47,7 @@
                                          sweep first found no message of it in the broker;
                                          replaced by every sweep
     jobops:metrics:v2                    hash: Prometheus series -> value, summed over
-                                         every process (see jobops.metrics); no TTL
+                                         every process (see jobops.state.metrics); no TTL
     jobops:due                           sorted set: pending task URNs, scored by when
                                          their verification looks next (epoch s)
     jobops:due:owners                    hash: pending task URN -> the verification id
@@ -105,7 +105,7 @@
                                          off a jobops queue that no worker could run
                                          (queue, reason, size, body_base64, truncated,
                                          at: Redis time), at most 1,000 (see
-                                         jobops.deadletters); in the broker's Redis
+                                         jobops.state.dead_letters); in the broker's Redis
                                          (CELERY_BROKER_URL), no TTL
 
 A verification id in a key is a task id, which whoever sends a task by name chooses: one
@@ -123,7 +123,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from jobops.urns import TASK_URN_PREFIX, is_task_urn
+from jobops.core.urns import TASK_URN_PREFIX, is_task_urn
 
 PREFIX = "jobops:"
 TOKEN = f"{PREFIX}token"

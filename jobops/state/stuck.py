@@ -15,7 +15,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from jobops import keys
+from jobops.state import keys
 
 #: Longest error text kept: enough to recognise it, never a whole traceback.
 MAX_ERROR_CHARS = 500

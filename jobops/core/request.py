@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jobops.errors import InvalidRequest
-from jobops.outcomes import OUTCOME_STATUSES, Operation, utc_iso
-from jobops.urns import describe_invalid, is_task_urn
+from jobops.core.errors import InvalidRequest
+from jobops.core.outcomes import OUTCOME_STATUSES, Operation, utc_iso
+from jobops.core.urns import describe_invalid, is_task_urn
 
 #: The task these are the arguments of, as a pipeline sends it by name.
 VERIFY_TASK = "jobops.verify_job_operation"
