@@ -3,7 +3,7 @@
 Prefetch, acknowledgement, the ETA limit, the visibility timeout and the serializer decide
 how much a worker holds and how often it talks to the broker; a baseline configured
 otherwise would measure a setting, not its code. ``tests/unit/test_bench_delivery.py``
-checks these against ``settings.celery_config``.
+checks these against ``workers.config.celery_config``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-#: Keys compared with jobops' ``celery_config``.
+#: Keys compared with jobops' ``workers.config.celery_config``.
 SHARED_KEYS = ("task_serializer", "accept_content", "task_ignore_result", "task_acks_late",
                "task_reject_on_worker_lost", "worker_prefetch_multiplier",
                "worker_eta_task_limit")

@@ -26,9 +26,10 @@ import redis
 import requests
 from redis.connection import Connection
 
+from jobops.linkedin.oauth import request_token
 from jobops.linkedin.status import StatusClient
 from jobops.state.limits import Limiter
-from jobops.state.tokens import SharedTokenCache, request_token
+from jobops.state.tokens import SharedTokenCache
 from sandbox import SandboxConfig, SandboxServer, SandboxState
 
 RESULTS = Path(__file__).parent / "results" / "limits_overhead.json"

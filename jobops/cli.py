@@ -46,8 +46,8 @@ def _status(args: argparse.Namespace) -> int:
     from jobops.core.polling import poll
     from workers.runtime import runtime
 
-    rt = runtime()
-    report = poll(rt.client, list(args.urns), rt.settings.max_query_bytes, rt.clock.now())
+    fleet = runtime()
+    report = poll(fleet.client, list(args.urns), fleet.settings.max_query_bytes, fleet.clock.now())
     rows = [{"task_urn": urn, **entry} for urn, entry in report.decided.items()]
     rows += [{"task_urn": urn, "status": "INVALID", "errorMessage": why}
              for urn, why in report.invalid.items()]
@@ -112,15 +112,15 @@ def _schedule(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tagged_urns(rt: Any, args: argparse.Namespace) -> list[str]:
+def _tagged_urns(fleet: Any, args: argparse.Namespace) -> list[str]:
     """The URNs of a context tag, now: the set grows as verifications register."""
     key, equals, value = args.context_tag.partition("=")
     if not equals:
         raise InvalidRequest("--context-tag takes KEY=VALUE")
     # Pending first: a verification that ends meanwhile writes its records before it
     # leaves the registry, so each URN is found in one or the other.
-    pending = rt.pending.urns_with_context(key, value)
-    known = {o["task_urn"] for o in rt.records.with_context(key, value)}
+    pending = fleet.pending.urns_with_context(key, value)
+    known = {o["task_urn"] for o in fleet.records.with_context(key, value)}
     urns = sorted(known | pending)
     if not urns:
         raise InvalidRequest(f"no verification has context {args.context_tag}")
@@ -141,16 +141,16 @@ def _watch(args: argparse.Namespace) -> int:
     from jobops.state.keys import outcome_key
     from workers.runtime import runtime
 
-    rt = runtime()
+    fleet = runtime()
     fixed = None if args.context_tag else _urns_of(args)
     deadline = time.monotonic() + args.timeout_seconds
     shown = ""
     while True:
-        urns = fixed if fixed is not None else _tagged_urns(rt, args)
+        urns = fixed if fixed is not None else _tagged_urns(fleet, args)
         if not urns:
             raise InvalidRequest("nothing to watch: give task URNs, --answer FILE or "
                                  "--context-tag")
-        found = rt.records.outcomes([outcome_key(u) for u in urns])
+        found = fleet.records.outcomes([outcome_key(u) for u in urns])
         done = [o for o in found if o is not None]
         line = _progress(done, len(urns))
         if not args.json and line != shown:
@@ -209,15 +209,15 @@ def _metrics(args: argparse.Namespace) -> int:
     from jobops.state.metrics import gauges, render
     from workers.runtime import runtime
 
-    rt = runtime()
+    fleet = runtime()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - stdlib's name
             if self.path.split("?")[0] != "/metrics":
                 self.send_error(404)
                 return
-            body = render(rt.redis, gauges(rt.limiter.snapshot(), *rt.pending.count(),
-                                           rt.stuck.count()))
+            body = render(fleet.redis, gauges(fleet.limiter.snapshot(), *fleet.pending.count(),
+                                           fleet.stuck.count()))
             payload = body.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -239,10 +239,10 @@ def _limits(args: argparse.Namespace) -> int:
     from settings.urls import masked
     from workers.runtime import runtime
 
-    rt = runtime()
-    limits = rt.limiter.snapshot().as_dict()
-    token = rt.tokens.describe()
-    redis_shown = masked(rt.settings.redis_url)
+    fleet = runtime()
+    limits = fleet.limiter.snapshot().as_dict()
+    token = fleet.tokens.describe()
+    redis_shown = masked(fleet.settings.redis_url)
     if args.json:
         print(json.dumps({"redis": redis_shown, "token": token, "limits": limits}))
         return 0

@@ -1,5 +1,3 @@
-import sys
+from sandbox.cli import sandbox_command
 
-from jobops.cli import main
-
-raise SystemExit(main(["sandbox", *sys.argv[1:]]))
+sandbox_command(prog_name="python -m sandbox")

@@ -20,7 +20,6 @@ from typing import Any
 from celery import Task
 from redis.exceptions import WatchError
 
-from jobops.core.cadence import max_countdown_seconds
 from jobops.core.errors import InvalidRequest
 from jobops.core.outcomes import Operation, Status, build_outcome
 from jobops.core.request import (
@@ -34,9 +33,9 @@ from jobops.core.request import (
     parse_request,
 )
 from jobops.state.keys import refused_outcome_key, scheduled_key
-from tasks.callbacks import deliver, outcome_callback
 from workers import app
-from workers.runtime import Runtime, runtime
+from workers.callbacks import deliver, outcome_callback
+from workers.runtime import Fleet, runtime
 
 # URNs per verify_job_operation message: a big request becomes several tasks, so no one
 # message or run grows without bound (a POST answer, at most 700 URNs, is never split).
@@ -57,7 +56,7 @@ def verification_id(idempotency_key: str | None, index: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{index}:{idempotency_key}"))
 
 
-def _register(rt: Runtime, verification_id: str, kwargs: dict[str, Any], due_at: float,
+def _register(fleet: Fleet, verification_id: str, kwargs: dict[str, Any], due_at: float,
               once: bool) -> bool:
     """Register a verification's first round; returns whether its message is to be sent.
 
@@ -65,12 +64,12 @@ def _register(rt: Runtime, verification_id: str, kwargs: dict[str, Any], due_at:
     sends the message only if no run noted it as published.
     """
     if not once:
-        with rt.redis.pipeline(transaction=False) as pipe:
-            _queue_registration(rt, verification_id, kwargs, due_at, pipe)
+        with fleet.redis.pipeline(transaction=False) as pipe:
+            _queue_registration(fleet, verification_id, kwargs, due_at, pipe)
             pipe.execute()
         return True
     marker = scheduled_key(verification_id)
-    with rt.redis.pipeline(transaction=True) as pipe:
+    with fleet.redis.pipeline(transaction=True) as pipe:
         while True:
             try:
                 pipe.watch(marker)
@@ -78,30 +77,30 @@ def _register(rt: Runtime, verification_id: str, kwargs: dict[str, Any], due_at:
                 if state is not None:
                     return state not in (PUBLISHED, PUBLISHED.encode())
                 pipe.multi()
-                pipe.set(marker, REGISTERED, ex=rt.records.ttl_seconds)
-                _queue_registration(rt, verification_id, kwargs, due_at, pipe)
+                pipe.set(marker, REGISTERED, ex=fleet.records.ttl_seconds)
+                _queue_registration(fleet, verification_id, kwargs, due_at, pipe)
                 pipe.execute()
                 return True
             except WatchError:
                 continue  # another run registered it meanwhile: read what it wrote
 
 
-def _queue_registration(rt: Runtime, verification_id: str, kwargs: dict[str, Any],
+def _queue_registration(fleet: Fleet, verification_id: str, kwargs: dict[str, Any],
                         due_at: float, pipe: Any) -> None:
     # Registered before publishing: a message lost in publishing is re-sent by the sweeper,
     # which searches the queue named here first (no worker may consume it yet).
-    rt.pending.expect(verification_id, kwargs, due_at, pipe, queue=rt.settings.queue)
-    if rt.share is not None:
-        rt.share.expect(kwargs["task_urns"], due_at, verification_id, pipe)
+    fleet.pending.expect(verification_id, kwargs, due_at, pipe, queue=fleet.settings.queue)
+    if fleet.status_cache is not None:
+        fleet.status_cache.expect(kwargs["task_urns"], due_at, verification_id, pipe)
 
 
-def _note_published(rt: Runtime, verification_id: str) -> None:
-    rt.redis.set(scheduled_key(verification_id), PUBLISHED, ex=rt.records.ttl_seconds)
+def _note_published(fleet: Fleet, verification_id: str) -> None:
+    fleet.redis.set(scheduled_key(verification_id), PUBLISHED, ex=fleet.records.ttl_seconds)
 
 
 def _send(request: VerificationRequest, countdown: float, idempotency_key: str | None
           ) -> list[str]:
-    rt = runtime()
+    fleet = runtime()
     urns = list(request.task_urns)
     ids = []
     with app.producer_or_acquire() as producer:
@@ -109,22 +108,23 @@ def _send(request: VerificationRequest, countdown: float, idempotency_key: str |
             own_id = verification_id(idempotency_key, index)
             ids.append(own_id)
             kwargs = request.as_kwargs(urns[start:start + URNS_PER_TASK])
-            if not _register(rt, own_id, kwargs, rt.clock.now() + countdown,
+            if not _register(fleet, own_id, kwargs, fleet.clock.now() + countdown,
                              once=idempotency_key is not None):
                 continue
-            app.send_task(VERIFY_TASK, kwargs=kwargs, queue=rt.settings.queue,
+            app.send_task(VERIFY_TASK, kwargs=kwargs, queue=fleet.settings.queue,
                           countdown=countdown, task_id=own_id, producer=producer,
                           kwargsrepr=describe(kwargs))
             if idempotency_key is not None:
-                _note_published(rt, own_id)
+                _note_published(fleet, own_id)
     return ids
 
 
 def _checked(kwargs: dict[str, Any], countdown_seconds: Any, idempotency_key: Any, now: float
              ) -> tuple[VerificationRequest, float, str | None]:
     """The request, its first countdown and its idempotency key, all checked."""
-    max_seconds = max_countdown_seconds(runtime().settings.visibility_timeout_seconds)
-    countdown = runtime().settings.first_check_seconds if countdown_seconds is None \
+    cadence = runtime().settings.cadence
+    max_seconds = cadence.max_countdown_seconds
+    countdown = cadence.first_check_seconds if countdown_seconds is None \
         else parse_countdown(countdown_seconds, "countdown_seconds", max_seconds)
     key = parse_idempotency_key(idempotency_key)
     request = parse_request(kwargs, now=now, strict=True, max_countdown_seconds=max_seconds)
@@ -230,7 +230,7 @@ def _deliver_refused(request: VerificationRequest, own_id: str,
                      refused: list[tuple[int, dict[str, Any]]], now: float) -> None:
     """FAILED outcomes of elements refused at posting, recorded under ``own_id``: a second
     run finds them delivered."""
-    rt = runtime()
+    fleet = runtime()
     outcomes = []
     for index, element in refused:
         outcome = build_outcome(
@@ -244,10 +244,10 @@ def _deliver_refused(request: VerificationRequest, own_id: str,
         )
         outcome["element_index"] = index
         outcomes.append((refused_outcome_key(own_id, index), outcome))
-    deliver(app, rt, [(key, o, outcome_callback(request.callbacks, o["status"]))
+    deliver(app, fleet, [(key, o, outcome_callback(request.callbacks, o["status"]))
                       for key, o in outcomes],
             batch=request.callbacks.get(BATCH_CALLBACK))
-    rt.metrics.flush(rt.redis, force=True)
+    fleet.metrics.flush(fleet.redis, force=True)
 
 
 @app.task(bind=True, name="jobops.schedule_verification", throws=(InvalidRequest,))

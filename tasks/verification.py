@@ -20,9 +20,9 @@ from celery.signals import task_received, worker_process_shutdown, worker_shutdo
 from redis.client import Pipeline
 from redis.exceptions import RedisError
 
-from jobops.core.cadence import backoff_seconds, capped_countdown, max_countdown_seconds
 from jobops.core.errors import InvalidRequest, LinkedInError
 from jobops.core.jobs import completed_jobs, job_summary
+from jobops.core.polling import StatusPage
 from jobops.core.request import (
     BATCH_CALLBACK,
     JOB_COMPLETE_CALLBACK,
@@ -34,13 +34,12 @@ from jobops.core.request import (
 )
 from jobops.core.rounds import RunResult, expire_unchecked, past_last_check, run_once
 from jobops.core.urns import is_task_urn
-from jobops.linkedin.status import StatusPage
 from jobops.state.keys import job_summary_key, outcome_key, run_key, status_key
 from jobops.state.leases import LeaseLost
 from jobops.state.stuck import error_text
-from tasks.callbacks import deliver, outcome_callback
 from workers import app
-from workers.runtime import Runtime, current, runtime
+from workers.callbacks import deliver, outcome_callback
+from workers.runtime import Fleet, current, runtime
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +48,11 @@ class StillPending(Exception):
     """Raised as the reason of a retry; Flower shows its text."""
 
 
-def _deliver_job_summaries(rt: Runtime, request: VerificationRequest, result: RunResult,
+def _deliver_job_summaries(fleet: Fleet, request: VerificationRequest, result: RunResult,
                            pipe: Pipeline, producer: Any) -> dict[str, list[str]]:
     """Send JOB_COMPLETE for each job whose locations have all ended; returns the rest."""
-    jobs = {job: list(urns) for job, urns in request.jobs.items()}
-    for urn, job in result.jobs.items():
+    jobs = {job: list(urns) for job, urns in request.urns_by_job.items()}
+    for urn, job in result.job_by_urn.items():
         if urn not in jobs.setdefault(job, []):
             jobs[job].append(urn)
     known = {urn for urns in jobs.values() for urn in urns}
@@ -67,13 +66,13 @@ def _deliver_job_summaries(rt: Runtime, request: VerificationRequest, result: Ru
     for job in done:
         urns = jobs.pop(job)
         earlier = [u for u in urns if u not in this_run]
-        recorded = dict(zip(earlier, rt.records.outcomes([outcome_key(u) for u in earlier]),
+        recorded = dict(zip(earlier, fleet.records.outcomes([outcome_key(u) for u in earlier]),
                             strict=True))
         outcomes = [this_run.get(u) or recorded.get(u) for u in urns]
         found = [o for o in outcomes if o is not None]
         summary = job_summary(job, request.operation.value, dict(request.context), found)
         items.append((job_summary_key(urns), summary, spec))
-    deliver(app, rt, items, pipe=pipe, producer=producer)
+    deliver(app, fleet, items, pipe=pipe, producer=producer)
     return jobs
 
 
@@ -88,12 +87,11 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
     ``finished``: the round this run holds (round, holder); the next round is published
     only while the lease is still this run's, then that round is marked done.
     """
-    rt = runtime()
-    countdown_seconds = capped_countdown(
-        countdown_seconds, max_countdown_seconds(rt.settings.visibility_timeout_seconds))
+    fleet = runtime()
+    countdown_seconds = fleet.settings.cadence.countdown(countdown_seconds)
     if finished is not None:
-        _still_held(rt, task.request.id, finished[0])
-        rt.pending.expect(task.request.id, kwargs, rt.clock.now() + countdown_seconds)
+        _still_held(fleet, task.request.id, finished[0])
+        fleet.pending.expect(task.request.id, kwargs, fleet.clock.now() + countdown_seconds)
     try:
         scheduled = task.retry(kwargs=kwargs, countdown=countdown_seconds, exc=reason,
                                throw=False, kwargsrepr=describe(kwargs))
@@ -103,7 +101,7 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
         raise Reject(rejected.reason, requeue=True) from None
     if finished is not None:
         try:
-            rt.leases.finish(task.request.id, *finished)
+            fleet.leases.finish(task.request.id, *finished)
         except RedisError:
             # The next round is out: running this one again would only repeat its calls.
             log.warning("verification %s: round %d could not be marked done",
@@ -111,10 +109,10 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
     raise scheduled
 
 
-def _still_held(rt: Runtime, verification_id: str, poll_round: int) -> set[str]:
+def _still_held(fleet: Fleet, verification_id: str, poll_round: int) -> set[str]:
     """Renew the run's leases; raise LeaseLost if its own round went to another copy.
     Returns the companions' run keys that did (they are left to that copy)."""
-    lost = rt.keeper.check()
+    lost = fleet.keeper.check()
     if run_key(verification_id, poll_round) in lost:
         raise LeaseLost(f"round {poll_round} of verification {verification_id} is held or "
                         "finished by another copy")
@@ -125,8 +123,8 @@ class _Heartbeat:
     """The status client, with the run's lease renewed before each LinkedIn call: a run
     whose round went to another copy makes no further call."""
 
-    def __init__(self, rt: Runtime, verification_id: str, poll_round: int) -> None:
-        self._rt, self._id, self._round = rt, verification_id, poll_round
+    def __init__(self, fleet: Fleet, verification_id: str, poll_round: int) -> None:
+        self._rt, self._id, self._round = fleet, verification_id, poll_round
 
     def fetch(self, urns: list[str], now: float) -> StatusPage:
         _still_held(self._rt, self._id, self._round)
@@ -157,7 +155,8 @@ def verify_job_operation(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any
             ended = None
         if ended is not None:
             return ended
-        _retry(self, kwargs, backoff_seconds(self.request.retries, 5, 300), error)
+        _retry(self, kwargs, runtime().settings.cadence.wait_after_unexpected_error(
+            self.request.retries), error)
     finally:
         _flush_metrics()
 
@@ -165,45 +164,45 @@ def verify_job_operation(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any
 def _failed(task: Task, kwargs: dict[str, Any], error: Exception) -> dict[str, Any] | None:
     """Count a failed run for ``jobops stuck``; past the lifespan's deadline, end the
     verification with an outcome per URN saying why (None: retry)."""
-    rt = runtime()
-    now = rt.clock.now()
-    rt.metrics.add("jobops_verification_errors_total")
+    fleet = runtime()
+    now = fleet.clock.now()
+    fleet.metrics.add("jobops_verification_errors_total")
     try:
-        rt.stuck.failed(task.request.id, kwargs, error, now)
+        fleet.stuck.failed(task.request.id, kwargs, error, now)
     except RedisError:
         log.warning("verification %s: its failure could not be recorded", task.request.id)
     try:
         request = parse_request(kwargs, now=now, strict=False)
     except InvalidRequest:
         return None
-    if not past_last_check(request, rt.settings, now):
+    if not past_last_check(request, fleet.settings, now):
         return None
-    claim = rt.leases.claim(task.request.id, request.poll_round)
+    claim = fleet.leases.claim(task.request.id, request.poll_round)
     if not claim.granted:
         return None  # another copy holds or finished the round
     log.error("verification %s failed at the end of its task lifespan; its %d URNs are "
               "EXPIRED, not checked: %s", task.request.id, len(request.task_urns),
               error_text(error))
-    result = expire_unchecked(request, rt.settings, now, error_text(error),
-                              _known_statuses(rt, task.request.id, request, now))
-    rt.keeper.hold(task.request.id, request.poll_round, claim.holder)
+    result = expire_unchecked(request, fleet.settings, now, error_text(error),
+                              _known_statuses(fleet, task.request.id, request, now))
+    fleet.keeper.hold(task.request.id, request.poll_round, claim.holder)
     try:
-        return _end_round(task, rt, request, result, now, {}, [], claim.holder, last=True)
+        return _end_round(task, fleet, request, result, now, {}, [], claim.holder, last=True)
     except BaseException:
-        rt.leases.release(task.request.id, request.poll_round, claim.holder)
+        fleet.leases.release(task.request.id, request.poll_round, claim.holder)
         raise
     finally:
-        rt.keeper.drop(task.request.id, request.poll_round)
+        fleet.keeper.drop(task.request.id, request.poll_round)
 
 
-def _known_statuses(rt: Runtime, verification_id: str, request: VerificationRequest,
+def _known_statuses(fleet: Fleet, verification_id: str, request: VerificationRequest,
                     now: float) -> Mapping[str, dict[str, Any]]:
     """LinkedIn's last answers for the request's URNs, as far as they can be read: a URN
     that ended is reported as it ended, never EXPIRED."""
-    if rt.share is None:
+    if fleet.status_cache is None:
         return {}
     try:
-        return rt.share.cached([u for u in request.task_urns if is_task_urn(u)], now)
+        return fleet.status_cache.cached([u for u in request.task_urns if is_task_urn(u)], now)
     except Exception:  # noqa: BLE001 - what cannot be read is reported not checked
         log.warning("statuses of verification %s's URNs could not be read", verification_id)
         return {}
@@ -216,26 +215,26 @@ def _due_when_received(request: Any = None, **_: Any) -> None:
     its URNs, and its own run then finds its answers shared."""
     if request is None or getattr(request, "name", None) != VERIFY_TASK:
         return
-    rt = runtime()
+    fleet = runtime()
     kwargs = request.kwargs if isinstance(request.kwargs, dict) else {}
     urns = kwargs.get("task_urns")
-    if rt.share is None or not isinstance(urns, list):
+    if fleet.status_cache is None or not isinstance(urns, list):
         return
     valid = [u for u in urns[:MAX_URNS_PER_REQUEST] if isinstance(u, str) and is_task_urn(u)]
     # Celery hands the ETA over parsed (an aware datetime): a countdown is kept, not
     # brought forward to the moment the message arrived.
-    due_at = request.eta.timestamp() if isinstance(request.eta, datetime) else rt.clock.now()
+    due_at = request.eta.timestamp() if isinstance(request.eta, datetime) else fleet.clock.now()
     try:
-        rt.share.expect(valid, due_at, request.id)
+        fleet.status_cache.expect(valid, due_at, request.id)
     except RedisError:
         log.warning("verification %s could not be marked due; it runs uncoalesced",
                     request.id)
 
 
 def _flush_metrics(force: bool = False) -> None:
-    rt = runtime()
+    fleet = runtime()
     try:
-        rt.metrics.flush(rt.redis, force=force)
+        fleet.metrics.flush(fleet.redis, force=force)
     except RedisError:
         log.warning("metrics could not be written to Redis; they are lost for this run")
 
@@ -249,25 +248,25 @@ def _flush_metrics_on_exit(**_: Any) -> None:
 
 
 def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    rt = runtime()
-    now = rt.clock.now()
+    fleet = runtime()
+    now = fleet.clock.now()
     try:
         if args:
             raise InvalidRequest("verify_job_operation takes keyword arguments only")
         request = parse_request(kwargs, now=now, strict=False,
-                                max_countdown_seconds=_max_countdown_seconds())
+                                max_countdown_seconds=fleet.settings.cadence.max_countdown_seconds)
     except InvalidRequest as error:
         # A poison message: retrying cannot fix it, so it is logged and dropped.
         log.error("verification %s rejected: %s", task.request.id, error)
-        rt.pending.forget(task.request.id)
+        fleet.pending.forget(task.request.id)
         urns = kwargs.get("task_urns")
-        if rt.share is not None and isinstance(urns, list) and urns \
+        if fleet.status_cache is not None and isinstance(urns, list) and urns \
                 and all(isinstance(u, str) for u in urns):
-            rt.share.settle(urns)  # nobody will look for them again
+            fleet.status_cache.settle(urns)  # nobody will look for them again
         return {"rejected": str(error)}
 
-    rt = runtime()
-    claim = rt.leases.claim(task.request.id, request.poll_round, _reads(rt, request))
+    fleet = runtime()
+    claim = fleet.leases.claim(task.request.id, request.poll_round, _reads(fleet, request))
     if claim.done:
         if claim.settled_by is not None:
             # The usual end of a single-job verification: a run whose call answered for
@@ -282,9 +281,9 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
         where = "held by a newer jobops release" if claim.unknown else "running elsewhere"
         _retry(task, kwargs, claim.retry_in_seconds,
                StillPending(f"round {request.poll_round} is {where}"))
-    rt.keeper.hold(task.request.id, request.poll_round, claim.holder)
+    fleet.keeper.hold(task.request.id, request.poll_round, claim.holder)
     try:
-        return _run_round(task, rt, request, now, claim.values, claim.holder)
+        return _run_round(task, fleet, request, now, claim.values, claim.holder)
     except Retry:
         raise  # the next round is published and this one marked done
     except LeaseLost as lost:
@@ -292,24 +291,20 @@ def _verify(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
         # calls and publishes nothing more, and looks again a lease later in case that
         # copy gives the round back unfinished (a done round drops this message then).
         log.warning("verification %s: %s; this copy stands back", task.request.id, lost)
-        _retry(task, kwargs, rt.settings.run_lease_seconds,
+        _retry(task, kwargs, fleet.settings.run_lease_seconds,
                StillPending(f"round {request.poll_round} was taken over by another copy"))
     except BaseException:
         # Unfinished: give the round back so its retry or redelivery need not wait.
-        rt.leases.release(task.request.id, request.poll_round, claim.holder)
+        fleet.leases.release(task.request.id, request.poll_round, claim.holder)
         raise
     finally:
-        rt.keeper.drop(task.request.id, request.poll_round)
+        fleet.keeper.drop(task.request.id, request.poll_round)
 
 
-def _max_countdown_seconds() -> float:
-    return max_countdown_seconds(runtime().settings.visibility_timeout_seconds)
-
-
-def _reads(rt: Runtime, request: VerificationRequest) -> list[str]:
+def _reads(fleet: Fleet, request: VerificationRequest) -> list[str]:
     """Keys every run reads, fetched with its claim: outcome records, shared statuses."""
     reads = [outcome_key(urn) for urn in request.task_urns]
-    if rt.share is not None:
+    if fleet.status_cache is not None:
         reads += [status_key(urn) for urn in request.task_urns if is_task_urn(urn)]
     return reads
 
@@ -325,7 +320,7 @@ class _Companion:
     records: dict[str, Any]
 
 
-def _claim_companions(rt: Runtime, own_id: str, result: RunResult, now: float
+def _claim_companions(fleet: Fleet, own_id: str, result: RunResult, now: float
                       ) -> list[_Companion]:
     """Claim the rounds of the verifications this run's answers settle completely.
 
@@ -333,18 +328,18 @@ def _claim_companions(rt: Runtime, own_id: str, result: RunResult, now: float
     is one holding a URN that another verification now owns (a URN scheduled twice):
     each URN is settled by, and for, one verification only.
     """
-    if rt.share is None or not result.companions:
+    if fleet.status_cache is None or not result.companions:
         return []
     answered = result.companions
-    owners = rt.share.owners(list(answered))
+    owners = fleet.status_cache.owners(list(answered))
     ids = sorted({owner for owner in owners.values() if owner != own_id})
     if not ids:
         return []
-    wanted = _owned_requests(rt, ids, owners, now)
+    wanted = _owned_requests(fleet, ids, owners, now)
     if not wanted:
         return []
     record_keys = [outcome_key(u) for _, request in wanted for u in request.task_urns]
-    holders, records = rt.leases.claim_many(
+    holders, records = fleet.leases.claim_many(
         [(verification_id, request.poll_round) for verification_id, request in wanted],
         record_keys)
     claimed = []
@@ -352,30 +347,30 @@ def _claim_companions(rt: Runtime, own_id: str, result: RunResult, now: float
         if holder is None:
             continue
         try:
-            settled = run_once(request, rt.client, rt.settings, now, answers=answered)
+            settled = run_once(request, fleet.client, fleet.settings, now, answers=answered)
             if settled.pending or settled.calls:
                 raise RuntimeError(f"{len(settled.pending)} URNs left pending")
         except Exception:
             # Not this run's failure: the companion's own run delivers for itself.
             log.exception("verification %s could not be settled by %s; left to its own run",
                           verification_id, own_id)
-            rt.leases.release(verification_id, request.poll_round, holder)
+            fleet.leases.release(verification_id, request.poll_round, holder)
             continue
-        rt.keeper.hold(verification_id, request.poll_round, holder)
+        fleet.keeper.hold(verification_id, request.poll_round, holder)
         claimed.append(_Companion(verification_id, request, holder, settled, records))
     return claimed
 
 
-def _owned_requests(rt: Runtime, ids: list[str], owners: Mapping[str, str], now: float
+def _owned_requests(fleet: Fleet, ids: list[str], owners: Mapping[str, str], now: float
                     ) -> list[tuple[str, VerificationRequest]]:
     """The registered next round of each verification whose every URN it owns."""
     wanted = []
-    for verification_id, kwargs in zip(ids, rt.pending.arguments(ids), strict=True):
+    for verification_id, kwargs in zip(ids, fleet.pending.arguments(ids), strict=True):
         if kwargs is None:
             continue
         try:
             request = parse_request(kwargs, now=now, strict=False,
-                                    max_countdown_seconds=_max_countdown_seconds())
+                                    max_countdown_seconds=fleet.settings.cadence.max_countdown_seconds)
         except InvalidRequest:
             continue  # a poison message; its own run logs and drops it
         askable = [u for u in request.task_urns if is_task_urn(u)]
@@ -384,36 +379,36 @@ def _owned_requests(rt: Runtime, ids: list[str], owners: Mapping[str, str], now:
     return wanted
 
 
-def _run_round(task: Task, rt: Runtime, request: VerificationRequest, now: float,
+def _run_round(task: Task, fleet: Fleet, request: VerificationRequest, now: float,
                prefetched: Mapping[str, Any], holder: str) -> dict[str, Any]:
-    result = run_once(request, _Heartbeat(rt, task.request.id, request.poll_round),
-                      rt.settings, now, share=rt.share, prefetched=prefetched)
+    result = run_once(request, _Heartbeat(fleet, task.request.id, request.poll_round),
+                      fleet.settings, now, cache=fleet.status_cache, prefetched=prefetched)
     others: list[_Companion] = []
     try:
-        others = _claim_companions(rt, task.request.id, result, now)
-        return _end_round(task, rt, request, result, now, prefetched, others, holder)
+        others = _claim_companions(fleet, task.request.id, result, now)
+        return _end_round(task, fleet, request, result, now, prefetched, others, holder)
     except Retry:
         raise
     except BaseException:
         for other in others:
-            rt.leases.release(other.verification_id, other.request.poll_round, other.holder)
+            fleet.leases.release(other.verification_id, other.request.poll_round, other.holder)
         raise
     finally:
         for other in others:
-            rt.keeper.drop(other.verification_id, other.request.poll_round)
+            fleet.keeper.drop(other.verification_id, other.request.poll_round)
 
 
-def _end_round(task: Task, rt: Runtime, request: VerificationRequest, result: RunResult,
+def _end_round(task: Task, fleet: Fleet, request: VerificationRequest, result: RunResult,
                now: float, prefetched: Mapping[str, Any], others: list[_Companion],
                holder: str, last: bool = False) -> dict[str, Any]:
     """Deliver and record the round, then retry or end; ``last``: the verification's end
     at its deadline after failing runs, delivered with whatever can still be read."""
     # Nothing is published for a round another copy took over (this one stalled).
-    lost = _still_held(rt, task.request.id, request.poll_round)
+    lost = _still_held(fleet, task.request.id, request.poll_round)
     others = [other for other in others
               if run_key(other.verification_id, other.request.poll_round) not in lost]
     try:
-        rt.records.fill_job_state([*result.outcomes,
+        fleet.records.fill_job_state([*result.outcomes,
                                    *(o for other in others for o in other.result.outcomes)])
     except RedisError:
         if not last:
@@ -426,62 +421,62 @@ def _end_round(task: Task, rt: Runtime, request: VerificationRequest, result: Ru
     # (one round trip too); ``after`` reads what that round trip answered (batches it
     # sealed).
     after: list[Callable[[list[Any]], object]] = []
-    with rt.redis.pipeline(transaction=False) as pipe:
+    with fleet.redis.pipeline(transaction=False) as pipe:
         with app.producer_or_acquire() as producer, \
                 producer.batch() if many else contextlib.nullcontext():
-            jobs = _queue_round(rt, task.request.id, request, result, now, prefetched,
+            jobs = _queue_round(fleet, task.request.id, request, result, now, prefetched,
                                 pipe, after, producer)
             for other in others:
-                _queue_round(rt, other.verification_id, other.request, other.result, now,
+                _queue_round(fleet, other.verification_id, other.request, other.result, now,
                              other.records, pipe, after, producer)
         for other in others:
-            rt.leases.finish(other.verification_id, other.request.poll_round, other.holder,
+            fleet.leases.finish(other.verification_id, other.request.poll_round, other.holder,
                              pipe, settled_by=task.request.id)
-            rt.pending.forget(other.verification_id, pipe)
-        summary = _finish_round(task, rt, request, result, jobs, pipe, after, others, holder)
-        _close(pipe, after)
+            fleet.pending.forget(other.verification_id, pipe)
+        summary = _finish_round(task, fleet, request, result, jobs, pipe, after, others, holder)
+        _write_round(pipe, after)
     return summary
 
 
-def _queue_round(rt: Runtime, verification_id: str, request: VerificationRequest,
+def _queue_round(fleet: Fleet, verification_id: str, request: VerificationRequest,
                  result: RunResult, now: float, prefetched: Mapping[str, Any],
                  pipe: Pipeline, after: list[Callable[[list[Any]], object]], producer: Any
                  ) -> dict[str, list[str]]:
     """Queue a round's callbacks on ``producer`` and its writes into ``pipe``; returns
     the jobs still unfinished (for the next round)."""
-    if rt.share is not None:
-        rt.share.settle((o["task_urn"] for o in result.outcomes), pipe)
+    if fleet.status_cache is not None:
+        fleet.status_cache.settle((o["task_urn"] for o in result.outcomes), pipe)
         if result.pending and result.next_check_seconds is not None:
-            rt.share.expect(result.pending, now + result.next_check_seconds,
+            fleet.status_cache.expect(result.pending, now + result.next_check_seconds,
                             verification_id, pipe)
-    deliver(app, rt,
+    deliver(app, fleet,
             [(outcome_key(o["task_urn"]), o, outcome_callback(request.callbacks, o["status"]))
              for o in result.outcomes], batch=request.callbacks.get(BATCH_CALLBACK),
             prefetched=prefetched, pipe=pipe, after=after, producer=producer)
     for outcome in result.outcomes:
-        rt.metrics.outcome(outcome["status"], outcome["operation"],
+        fleet.metrics.outcome(outcome["status"], outcome["operation"],
                            now - request.requested_at)
     if JOB_COMPLETE_CALLBACK not in request.callbacks:
         return {}
-    return _deliver_job_summaries(rt, request, result, pipe, producer)
+    return _deliver_job_summaries(fleet, request, result, pipe, producer)
 
 
-def _close(pipe: Pipeline, after: list[Callable[[list[Any]], object]]) -> None:
+def _write_round(pipe: Pipeline, after: list[Callable[[list[Any]], object]]) -> None:
     results = pipe.execute()
     for then in after:
         then(results)
 
 
-def _finish_round(task: Task, rt: Runtime, request: VerificationRequest, result: RunResult,
+def _finish_round(task: Task, fleet: Fleet, request: VerificationRequest, result: RunResult,
                   jobs: dict[str, list[str]], pipe: Pipeline,
                   after: list[Callable[[list[Any]], object]],
                   others: list[_Companion], holder: str) -> dict[str, Any]:
     """Log the round; retry if URNs are pending (after executing ``pipe``), else queue
     the round's end into ``pipe``."""
     summary = result.summary(request.operation.value, request.tally)
-    rt.stuck.cleared(task.request.id, pipe)
+    fleet.stuck.cleared(task.request.id, pipe)
     if others:
-        rt.metrics.add("jobops_settled_for_others_total", len(others))
+        fleet.metrics.add("jobops_settled_for_others_total", len(others))
         summary["settled_for_others"] = {
             "verifications": len(others),
             "outcomes": sum(len(other.result.outcomes) for other in others)}
@@ -497,13 +492,13 @@ def _finish_round(task: Task, rt: Runtime, request: VerificationRequest, result:
             why = f"LinkedIn call failed ({result.error})"
         else:
             why = f"{len(result.pending)} of {len(request.task_urns)} URNs still IN_PROGRESS"
-        _close(pipe, after)
+        _write_round(pipe, after)
         _retry(task,
                request.as_kwargs(result.pending, request.poll_round + 1,
                                  result.tally(request.tally), jobs),
                result.next_check_seconds,
                StillPending(f"{why}, next check in {result.next_check_seconds:.0f} s"),
                finished=(request.poll_round, holder))
-    rt.leases.finish(task.request.id, request.poll_round, holder, pipe)
-    rt.pending.forget(task.request.id, pipe)
+    fleet.leases.finish(task.request.id, request.poll_round, holder, pipe)
+    fleet.pending.forget(task.request.id, pipe)
     return summary

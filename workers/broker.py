@@ -48,7 +48,7 @@ from kombu.utils.collections import HashedSeq
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
-from jobops.state import keys
+from jobops.state import keys, lua
 from jobops.state.dead_letters import DeadLetters
 
 log = logging.getLogger(__name__)
@@ -57,15 +57,7 @@ log = logging.getLogger(__name__)
 LOG_EXCERPT_BYTES = 200
 
 
-# Queue a callback once: the marker and the message together, or neither.
-#   keys=[queue list, marker]  args=[message, marker TTL in ms]  returns 1 if queued
-_ENQUEUE_ONCE = """
-if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then
-  redis.call('LPUSH', KEYS[1], ARGV[1])
-  return 1
-end
-return 0
-"""
+_ENQUEUE_ONCE = lua.source("enqueue_once")
 
 #: Errors that mean the broker is unreachable (kombu's list also has KeyError).
 BROKER_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -118,7 +110,7 @@ class QoS(kombu_redis.QoS):
 class Channel(kombu_redis.Channel):
     QoS = QoS
     #: Task ids of messages queued at most once while their marker lives, and how long
-    #: that is (transport options; see settings.celery_config).
+    #: that is (transport options; see workers.config.celery_config).
     enqueue_once_prefixes: tuple[str, ...] = ()
     enqueue_once_seconds: float = 0.0
     from_transport_options = (  # type: ignore[assignment]  # kombu's is a literal tuple

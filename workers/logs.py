@@ -52,7 +52,7 @@ after_setup_task_logger.connect(_use_json)
 
 @celeryd_after_setup.connect
 def _quiet_settled_warnings(**_: Any) -> None:
-    # worker_cancel_long_running_tasks_on_connection_loss is set (settings.celery_config),
+    # worker_cancel_long_running_tasks_on_connection_loss is set (workers.config.celery_config),
     # yet Celery warns about it on every lost connection. Added after Celery's own
     # logging set-up, which turns all its deprecation warnings on.
     warnings.filterwarnings("ignore", r"\s*In Celery 5\.1 we introduced an optional",

@@ -16,6 +16,7 @@ import redis
 import requests
 
 from jobops.core.request import VERIFY_TASK
+from jobops.linkedin.oauth import request_token
 from jobops.linkedin.status import StatusClient
 from jobops.state.batches import Batches
 from jobops.state.clock import FleetClock
@@ -25,14 +26,15 @@ from jobops.state.metrics import Metrics
 from jobops.state.queued import BrokerMessages
 from jobops.state.records import Records
 from jobops.state.registry import PendingRegistry
-from jobops.state.status_cache import StatusShare, Upcoming
+from jobops.state.status_cache import RedisStatusCache, Upcoming
 from jobops.state.stuck import StuckVerifications
-from jobops.state.tokens import SharedTokenCache, request_token
-from settings import Settings, celery_config, get_settings
+from jobops.state.tokens import SharedTokenCache
+from settings import Settings, get_settings
+from workers.config import celery_config
 
 
 @dataclass
-class Runtime:
+class Fleet:
     settings: Settings
     session: requests.Session
     redis: redis.Redis
@@ -43,7 +45,7 @@ class Runtime:
     leases: RunLeases
     pending: PendingRegistry
     metrics: Metrics
-    share: StatusShare | None
+    status_cache: RedisStatusCache | None
     batches: Batches
     stuck: StuckVerifications
     clock: FleetClock
@@ -75,7 +77,7 @@ def build_limiter(settings: Settings, store: redis.Redis,
     )
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_runtime(settings: Settings) -> Fleet:
     session = requests.Session()
     store = redis.Redis.from_url(settings.redis_url)
     broker = _broker_messages(settings, store)
@@ -103,7 +105,7 @@ def build_runtime(settings: Settings) -> Runtime:
     # Overdue only once the broker's own redelivery has had its chance.
     pending = PendingRegistry(store, grace_seconds=settings.visibility_timeout_seconds * 1.5,
                               ttl_seconds=int(settings.task_lifespan_seconds + 86_400))
-    return Runtime(settings=settings, session=session, redis=store, tokens=tokens,
+    return Fleet(settings=settings, session=session, redis=store, tokens=tokens,
                    limiter=limiter, client=client, records=records, leases=leases,
                    pending=pending, metrics=metrics, batches=batches,
                    stuck=StuckVerifications(store, int(settings.task_lifespan_seconds)),
@@ -111,11 +113,9 @@ def build_runtime(settings: Settings) -> Runtime:
                    # Three renewals per lease: one missed (a slow Redis) loses nothing.
                    keeper=LeaseKeeper(leases, settings.run_lease_seconds / 3),
                    broker=broker,
-                   # An IN_PROGRESS answer older than one poll interval tells a
-                   # verification nothing its own next check would not.
-                   share=StatusShare(store, min(settings.status_fresh_seconds,
-                                                settings.poll_interval_seconds),
-                                     upcoming=_upcoming(settings, broker))
+                   status_cache=RedisStatusCache(
+                       store, settings.cadence.shared_answer_fresh_seconds,
+                       upcoming=_upcoming(settings, broker))
                    if settings.coalesce_polling else None)
 
 
@@ -150,15 +150,15 @@ def _host_clock(settings: Settings) -> Callable[[], float]:
     return lambda: time.time() + skew
 
 
-_by_pid: dict[int, Runtime] = {}
+_by_pid: dict[int, Fleet] = {}
 
 
-def current() -> Runtime | None:
+def current() -> Fleet | None:
     """This process's resources if it built them, without building them."""
     return _by_pid.get(os.getpid())
 
 
-def runtime() -> Runtime:
+def runtime() -> Fleet:
     """This process's resources, built on first use after a fork."""
     pid = os.getpid()
     current = _by_pid.get(pid)

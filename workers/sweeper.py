@@ -8,18 +8,15 @@ then once for all of them: every registered queue's list and the unacknowledged 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from typing import Any
 
 from celery.signals import worker_ready
 
+from jobops.core.request import VERIFY_TASK
 from jobops.state import keys
 from jobops.state.registry import judge
-from tasks.scheduling import VERIFY_TASK
-from workers import app
-from workers.outages import UNREACHABLE, Outage
-from workers.runtime import Runtime, runtime
+from workers import app, loops
+from workers.runtime import Fleet, runtime
 
 log = logging.getLogger(__name__)
 
@@ -30,47 +27,47 @@ OVERDUE_PER_SWEEP = 10_000
 IDS_SHOWN = 5
 
 
-def sweep_once(rt: Runtime, now: float) -> int:
+def sweep_once(fleet: Fleet, now: float) -> int:
     """Re-send every lost round, if no other process is sweeping; returns how many."""
-    interval = rt.settings.sweep_interval_seconds
-    if not rt.redis.set(keys.SWEEP_LOCK, "1", nx=True, px=int(interval * 1000)):
+    interval = fleet.settings.sweep_interval_seconds
+    if not fleet.redis.set(keys.SWEEP_LOCK, "1", nx=True, px=int(interval * 1000)):
         return 0
-    overdue = rt.pending.overdue(now, OVERDUE_PER_SWEEP)
+    overdue = fleet.pending.overdue(now, OVERDUE_PER_SWEEP)
     if not overdue:
-        rt.pending.note_unseen({})
+        fleet.pending.note_unseen({})
         return 0
-    if rt.broker is None:
-        rt.pending.postpone(overdue, now)
+    if fleet.broker is None:
+        fleet.pending.postpone(overdue, now)
         log.warning("%d verifications are overdue, but the broker is not Redis and cannot "
                     "be searched for their messages: none is re-sent (%s)", len(overdue),
                     _shown(overdue))
         return 0
-    held = rt.broker.find(set(overdue), rt.pending.queues())
-    verdict = judge(overdue, held, rt.pending.unseen(), now)
-    rt.pending.note_unseen(verdict.unseen_since)
+    held = fleet.broker.find(set(overdue), fleet.pending.queues())
+    verdict = judge(overdue, held, fleet.pending.unseen(), now)
+    fleet.pending.note_unseen(verdict.unseen_since)
     if verdict.waiting:
-        rt.pending.postpone(verdict.waiting, now)
+        fleet.pending.postpone(verdict.waiting, now)
         log.info("%d overdue verifications are late, not lost: a message of each still "
                  "waits in the broker (a backlog, or a stopped worker) (%s)",
                  len(verdict.waiting), _shown(verdict.waiting))
-    return _resend(rt, rt.pending.postpone(verdict.lost, now))
+    return _resend(fleet, fleet.pending.postpone(verdict.lost, now))
 
 
-def _resend(rt: Runtime, lost: list[str]) -> int:
+def _resend(fleet: Fleet, lost: list[str]) -> int:
     sent = []
     gone = []
-    for verification_id, kwargs in zip(lost, rt.pending.arguments(lost), strict=True):
+    for verification_id, kwargs in zip(lost, fleet.pending.arguments(lost), strict=True):
         if kwargs is None:
             gone.append(verification_id)
             continue
         # The same task id: if the lost message turns up after all, its round lease
         # tells the two copies apart.
         app.send_task(VERIFY_TASK, kwargs=kwargs, task_id=verification_id,
-                      queue=rt.settings.queue)
+                      queue=fleet.settings.queue)
         log.warning("re-sent verification %s round %s: two sweeps found no message of it "
                     "in the broker", verification_id, kwargs.get("poll_round", 0))
         sent.append(verification_id)
-    rt.pending.drop(gone)
+    fleet.pending.drop(gone)
     if sent:
         log.warning("re-sent %d overdue verifications whose message was lost: %s",
                     len(sent), _shown(sent))
@@ -82,32 +79,27 @@ def _shown(ids: list[str]) -> str:
     return ", ".join(ids[:IDS_SHOWN]) + more
 
 
-def _loop(queues: list[str]) -> None:
-    rt = runtime()
-    registered = False
-    outage = Outage("sweeper", log)
-    while True:
-        try:
-            if not registered:
-                # Before this worker holds anything: what it hands back waits in these.
-                rt.pending.add_queues(queues or [rt.settings.queue])
-                registered = True
-        except Exception:  # noqa: BLE001 - the sweeper must outlive any one failure
-            log.exception("this worker's queues could not be registered; trying again")
-        time.sleep(rt.settings.sweep_interval_seconds)
-        try:
-            sweep_once(rt, rt.clock.now())
-            outage.answered()
-        except UNREACHABLE as error:
-            outage.failed(error, rt.settings.sweep_interval_seconds)
-        except Exception:  # noqa: BLE001 - the sweeper must outlive any one failure
-            log.exception("sweep failed; trying again next interval")
+class _Sweeper:
+    """The sweeper's loop step: this worker's queues registered once, then a sweep."""
+
+    def __init__(self, fleet: Fleet, queues: list[str]) -> None:
+        self.fleet, self.queues, self.registered = fleet, queues, False
+
+    def step(self) -> float:
+        if not self.registered:
+            # Before this worker holds anything: what it hands back waits in these.
+            self.fleet.pending.add_queues(self.queues or [self.fleet.settings.queue])
+            self.registered = True
+        sweep_once(self.fleet, self.fleet.clock.now())
+        return self.fleet.settings.sweep_interval_seconds
 
 
 @worker_ready.connect
 def start_sweeper(sender: Any = None, **_: Any) -> None:
-    threading.Thread(target=_loop, args=(_consumed_queues(sender),), name="jobops-sweeper",
-                     daemon=True).start()
+    fleet = runtime()
+    interval = fleet.settings.sweep_interval_seconds
+    loops.start("sweeper", _Sweeper(fleet, _consumed_queues(sender)).step, lambda: interval, log,
+                first_wait_seconds=interval)
 
 
 def _consumed_queues(consumer: Any) -> list[str]:

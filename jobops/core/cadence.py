@@ -1,9 +1,14 @@
-"""When to look again: two small pure functions, jitter injectable for tests."""
+"""Every "when to look again": the first check, backoff, waits after errors, the deadline.
+
+Pure functions and one frozen ``Cadence`` built from the settings; jitter is injectable
+for tests.
+"""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from jobops.core.errors import LinkedInError
 
@@ -71,3 +76,64 @@ def capped_countdown(seconds: float, max_seconds: float) -> float:
     """A wait as a countdown: never negative, never past ``max_seconds`` (a longer wait is
     taken in steps: the task runs early, finds nothing to do yet and waits again)."""
     return min(max(seconds, 0.0), max_seconds)
+
+
+#: A run that failed unexpectedly (not LinkedIn: a bug, Redis) retries on this backoff.
+UNEXPECTED_ERROR_BASE_SECONDS = 5.0
+UNEXPECTED_ERROR_CAP_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """The polling schedule of one fleet."""
+
+    first_check_seconds: float
+    poll_interval_seconds: float
+    max_poll_interval_seconds: float
+    lifespan_seconds: float
+    status_fresh_seconds: float
+    visibility_timeout_seconds: float
+
+    @property
+    def lifespan_days(self) -> float:
+        return self.lifespan_seconds / 86_400
+
+    @property
+    def max_countdown_seconds(self) -> float:
+        return max_countdown_seconds(self.visibility_timeout_seconds)
+
+    @property
+    def shared_answer_fresh_seconds(self) -> float:
+        """How long another run's answer stands in for a call: an IN_PROGRESS older than
+        one poll interval tells a verification nothing its own next check would not."""
+        return min(self.status_fresh_seconds, self.poll_interval_seconds)
+
+    def countdown(self, seconds: float) -> float:
+        """``seconds`` as a countdown jobops may publish."""
+        return capped_countdown(seconds, self.max_countdown_seconds)
+
+    def deadline(self, requested_at: float) -> float:
+        """When LinkedIn forgets the operation's task ids."""
+        return requested_at + self.lifespan_seconds
+
+    def wait_after_round(self, error: LinkedInError | None, poll_round: int,
+                         jitter: Jitter = random.random) -> float:
+        """Until the next check of URNs still pending after round ``poll_round``."""
+        base, cap = self.poll_interval_seconds, self.max_poll_interval_seconds
+        if error is not None:
+            return wait_after_error(error, poll_round, base, cap, jitter)
+        return backoff_seconds(poll_round, base, cap, jitter)
+
+    def wait_after_unexpected_error(self, retries: int, jitter: Jitter = random.random
+                                    ) -> float:
+        return backoff_seconds(retries, UNEXPECTED_ERROR_BASE_SECONDS,
+                               UNEXPECTED_ERROR_CAP_SECONDS, jitter)
+
+    def last_check_by(self, deadline: float, failing: bool) -> float:
+        """Until when another check may be planned: the deadline, where that check is the
+        last one; a little past it while the check at the deadline keeps failing."""
+        return deadline + self.max_poll_interval_seconds if failing else deadline
+
+    def next_check(self, wait_seconds: float, now: float, deadline: float, failing: bool
+                   ) -> float | None:
+        return next_check_seconds(wait_seconds, now, self.last_check_by(deadline, failing))

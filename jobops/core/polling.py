@@ -19,16 +19,36 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from jobops.core.errors import BadBatchKey, LinkedInError, QueryTooLong, RequestRefused
 from jobops.core.outcomes import Status, is_terminal
 from jobops.core.urns import CANARY_URN, query_string, split_for_query
-from jobops.linkedin.status import StatusPage
-from jobops.state.status_cache import StatusShare
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class StatusPage:
+    """LinkedIn's answer to one status call: entries by URN, and per-URN errors."""
+
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[str, Any] = field(default_factory=dict)
+
+
+class StatusCache(Protocol):
+    """Answers shared between verifications, and URNs other verifications wait on."""
+
+    def cached(self, urns: list[str], now: float,
+               prefetched: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]: ...
+
+    def companions(self, own: Iterable[str], spare_bytes: int, now: float) -> list[str]: ...
+
+    def remember(self, results: Mapping[str, Mapping[str, Any]], now: float) -> None: ...
+
+    def settle(self, urns: Iterable[str]) -> None: ...
 
 
 class Fetcher(Protocol):
@@ -55,7 +75,7 @@ class PollReport:
     calls: int = 0
     error: LinkedInError | None = None
     # The job of every URN LinkedIn answered for, IN_PROGRESS ones included.
-    jobs: dict[str, str] = field(default_factory=dict)
+    job_by_urn: dict[str, str] = field(default_factory=dict)
     # Terminal answers for other verifications' URNs that filled the last call.
     companions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -97,7 +117,7 @@ def _sort_page(asked: list[str], page: StatusPage, report: PollReport,
         if result is None:
             continue
         if isinstance(result.get("externalJobPostingId"), str):
-            report.jobs[urn] = result["externalJobPostingId"]
+            report.job_by_urn[urn] = result["externalJobPostingId"]
         if result.get("id") not in (None, urn):
             # The seed's own sample shows an entry whose id differs from its key; the key
             # is what was asked for, so it wins.
@@ -119,29 +139,29 @@ def _error_text(error: Any) -> str:
 
 
 def poll(fetcher: Fetcher, urns: list[str], max_query_bytes: int, now: float,
-         share: StatusShare | None = None) -> PollReport:
+         cache: StatusCache | None = None) -> PollReport:
     """Ask about every URN in ``urns`` once; see the module docstring for the buckets.
 
-    With ``share``, the last call is filled with other verifications' due URNs and every
+    With ``cache``, the last call is filled with other verifications' due URNs and every
     answer is shared; those companions' terminal answers are in ``report.companions``
     only.
     """
     chunks = split_for_query(urns, max_query_bytes)
     companions: frozenset[str] = frozenset()
-    if share is not None and chunks:
+    if cache is not None and chunks:
         spare = max_query_bytes - len(query_string(chunks[-1]).encode()) - 1
-        extra = share.companions(urns, spare, now)
+        extra = cache.companions(urns, spare, now)
         chunks[-1] = chunks[-1] + extra
         companions = frozenset(extra)
-    return _Round(fetcher, now, share, companions).run(chunks)
+    return _Round(fetcher, now, cache, companions).run(chunks)
 
 
 class _Round:
     """One ``poll``: the calls, then the isolation of URNs LinkedIn refused with a 400."""
 
-    def __init__(self, fetcher: Fetcher, now: float, share: StatusShare | None,
+    def __init__(self, fetcher: Fetcher, now: float, cache: StatusCache | None,
                  companions: frozenset[str]) -> None:
-        self.fetcher, self.now, self.share, self.companions = fetcher, now, share, companions
+        self.fetcher, self.now, self.cache, self.companions = fetcher, now, cache, companions
         self.report = PollReport()
         self.answered = False  # some call of this run was answered: the form is fine
 
@@ -166,12 +186,12 @@ class _Round:
         page = self.fetcher.fetch(chunk, self.now)
         self.answered = True
         companions = self.companions
-        if self.share is not None:
-            self.share.share({u: r for u, r in page.results.items() if isinstance(r, dict)},
+        if self.cache is not None:
+            self.cache.remember({u: r for u, r in page.results.items() if isinstance(r, dict)},
                              self.now)
             # A companion LinkedIn gave no usable answer for is its owner's to ask again;
             # left in the due set it would be taken and asked over and over.
-            self.share.settle(u for u in chunk if u in companions
+            self.cache.settle(u for u in chunk if u in companions
                               and not isinstance(page.results.get(u), dict))
         _sort_page([u for u in chunk if u not in companions], page, self.report, companions)
         self.report.companions.update(

@@ -81,12 +81,12 @@ class VerificationRequest:
     # Outcomes delivered by earlier rounds, by status: the final summary covers them all.
     tally: Mapping[str, int] = field(default_factory=dict)
     # Only with a JOB_COMPLETE callback: each job's task URNs, for jobs not yet complete.
-    jobs: Mapping[str, list[str]] = field(default_factory=dict)
+    urns_by_job: Mapping[str, list[str]] = field(default_factory=dict)
 
     def as_kwargs(self, task_urns: list[str] | tuple[str, ...] | None = None,
                   poll_round: int | None = None,
                   tally: Mapping[str, int] | None = None,
-                  jobs: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
+                  urns_by_job: Mapping[str, list[str]] | None = None) -> dict[str, Any]:
         """Task kwargs for this request, optionally narrowed to ``task_urns``."""
         kwargs = {
             "task_urns": list(self.task_urns if task_urns is None else task_urns),
@@ -99,9 +99,9 @@ class VerificationRequest:
         tally = self.tally if tally is None else tally
         if tally:
             kwargs["tally"] = dict(tally)
-        jobs = self.jobs if jobs is None else jobs
-        if jobs:
-            kwargs["jobs"] = {job: list(urns) for job, urns in jobs.items()}
+        urns_by_job = self.urns_by_job if urns_by_job is None else urns_by_job
+        if urns_by_job:
+            kwargs["jobs"] = {job: list(urns) for job, urns in urns_by_job.items()}
         return kwargs
 
 
@@ -456,7 +456,7 @@ def parse_request(kwargs: Mapping[str, Any], *, now: float, strict: bool,
         requested_at=parse_timestamp(kwargs.get("requested_at"), default=now),
         poll_round=poll_round,
         tally=_parse_tally(kwargs.get("tally")),
-        jobs=_parse_jobs(kwargs.get("jobs")),
+        urns_by_job=_parse_jobs(kwargs.get("jobs")),
     )
 
 

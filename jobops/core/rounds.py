@@ -9,17 +9,25 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from jobops.core.cadence import Jitter, backoff_seconds, next_check_seconds, wait_after_error
+from jobops.core.cadence import Cadence, Jitter
 from jobops.core.catalogue import expired_entry, gone_entry, invalid_urn_entry, unchecked_entry
 from jobops.core.errors import LinkedInError
 from jobops.core.outcomes import Status, build_outcome, is_terminal
-from jobops.core.polling import Fetcher, PollReport, poll
+from jobops.core.polling import Fetcher, PollReport, StatusCache, poll
 from jobops.core.request import VerificationRequest
 from jobops.core.urns import describe_invalid, is_task_urn
-from jobops.state.status_cache import StatusShare
-from settings import Settings
+
+
+class RoundSettings(Protocol):
+    """What a round needs to know of the settings."""
+
+    @property
+    def cadence(self) -> Cadence: ...
+
+    @property
+    def max_query_bytes(self) -> int: ...
 
 
 @dataclass
@@ -29,7 +37,7 @@ class RunResult:
     calls: int = 0
     error: LinkedInError | None = None
     next_check_seconds: float | None = None
-    jobs: dict[str, str] = field(default_factory=dict)  # task URN -> externalJobPostingId
+    job_by_urn: dict[str, str] = field(default_factory=dict)  # task URN -> externalJobPostingId
     # Terminal answers this run's call brought for other verifications' URNs.
     companions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -52,16 +60,16 @@ class RunResult:
 
 
 
-def _ask(fetcher: Fetcher, urns: list[str], settings: Settings, now: float,
-         share: StatusShare | None, prefetched: Mapping[str, Any] | None,
+def _ask(fetcher: Fetcher, urns: list[str], settings: RoundSettings, now: float,
+         cache: StatusCache | None, prefetched: Mapping[str, Any] | None,
          answers: Mapping[str, dict[str, Any]] | None) -> PollReport:
-    """Poll ``urns``; with ``share``, answers other runs learned recently need no call."""
+    """Poll ``urns``; with ``cache``, answers other runs learned recently need no call."""
     if answers is not None:
         known = {u: dict(answers[u]) for u in urns if u in answers}
     else:
-        known = share.cached(urns, now, prefetched) if share is not None else {}
+        known = cache.cached(urns, now, prefetched) if cache is not None else {}
     report = poll(fetcher, [u for u in urns if u not in known], settings.max_query_bytes,
-                  now, share)
+                  now, cache)
     # Statuses another run learned: terminal ones decide, fresh IN_PROGRESS ones wait.
     for urn, entry in known.items():
         if is_terminal(entry.get("status")):
@@ -69,25 +77,17 @@ def _ask(fetcher: Fetcher, urns: list[str], settings: Settings, now: float,
         else:
             report.pending.append(urn)
         if isinstance(entry.get("externalJobPostingId"), str):
-            report.jobs[urn] = entry["externalJobPostingId"]
+            report.job_by_urn[urn] = entry["externalJobPostingId"]
     return report
-
-
-def _wait_seconds(error: LinkedInError | None, poll_round: int, settings: Settings,
-                  jitter: Jitter) -> float:
-    base, cap = settings.poll_interval_seconds, settings.max_poll_interval_seconds
-    if error is not None:
-        return wait_after_error(error, poll_round, base, cap, jitter)
-    return backoff_seconds(poll_round, base, cap, jitter)
 
 
 def run_once(
     request: VerificationRequest,
     fetcher: Fetcher,
-    settings: Settings,
+    settings: RoundSettings,
     now: float,
     jitter: Jitter = random.random,
-    share: StatusShare | None = None,
+    cache: StatusCache | None = None,
     prefetched: Mapping[str, Any] | None = None,
     answers: Mapping[str, dict[str, Any]] | None = None,
 ) -> RunResult:
@@ -119,25 +119,27 @@ def run_once(
         else:
             outcome(urn, Status.INVALID, errors=[invalid_urn_entry(describe_invalid(urn))])
 
-    deadline = request.requested_at + settings.task_lifespan_seconds
+    cadence = settings.cadence
+    deadline = cadence.deadline(request.requested_at)
     if askable:
         # Asked even at (or past) the deadline: a task that ended in the last poll
         # interval is reported as it ended, not EXPIRED.
-        report = _ask(fetcher, askable, settings, now, share, prefetched, answers)
-        result.calls, result.error, result.jobs = report.calls, report.error, report.jobs
+        report = _ask(fetcher, askable, settings, now, cache, prefetched, answers)
+        result.calls, result.error = report.calls, report.error
+        result.job_by_urn = report.job_by_urn
         result.companions = report.companions
         for urn, entry in report.decided.items():
             outcome(urn, Status(entry["status"]), result=entry)
         for urn, reason in report.invalid.items():
-            outcome(urn, **_refused_outcome(reason, now >= deadline, settings))
+            outcome(urn, **_refused_outcome(reason, now >= deadline, cadence))
         askable = report.pending
         if askable:
-            wait = _wait_seconds(report.error, request.poll_round, settings, jitter)
-            result.next_check_seconds = next_check_seconds(
-                wait, now, _last_check_by(deadline, report.error is not None, settings))
+            wait = cadence.wait_after_round(report.error, request.poll_round, jitter)
+            result.next_check_seconds = cadence.next_check(wait, now, deadline,
+                                                           failing=report.error is not None)
     if askable and result.next_check_seconds is None:
-        why = expired_entry(settings.task_lifespan_days) if result.error is None \
-            else unchecked_entry(settings.task_lifespan_days, str(result.error))
+        why = expired_entry(cadence.lifespan_days) if result.error is None \
+            else unchecked_entry(cadence.lifespan_days, str(result.error))
         for urn in askable:
             outcome(urn, Status.EXPIRED, errors=[why])
     else:
@@ -145,36 +147,30 @@ def run_once(
     return result
 
 
-def _refused_outcome(reason: str, past_deadline: bool, settings: Settings) -> dict[str, Any]:
+def _refused_outcome(reason: str, past_deadline: bool, cadence: Cadence) -> dict[str, Any]:
     """Outcome fields for a URN LinkedIn says it does not know."""
     if past_deadline:
         # Known until now, unknown once its id ran out: the id expired.
         return {"status": Status.EXPIRED,
-                "errors": [gone_entry(settings.task_lifespan_days, reason)]}
+                "errors": [gone_entry(cadence.lifespan_days, reason)]}
     return {"status": Status.INVALID, "error_message": reason,
             "errors": [invalid_urn_entry(reason)]}
 
 
-def _last_check_by(deadline: float, failing: bool, settings: Settings) -> float:
-    """Until when another check may be planned: the deadline, where that check is the last
-    one; a little past it while the check at the deadline keeps failing."""
-    return deadline + settings.max_poll_interval_seconds if failing else deadline
-
-
-def past_last_check(request: VerificationRequest, settings: Settings, now: float) -> bool:
+def past_last_check(request: VerificationRequest, settings: RoundSettings, now: float) -> bool:
     """Whether no further check of ``request`` may be planned, even after a failure."""
-    deadline = request.requested_at + settings.task_lifespan_seconds
-    return now >= _last_check_by(deadline, True, settings)
+    cadence = settings.cadence
+    return now >= cadence.last_check_by(cadence.deadline(request.requested_at), failing=True)
 
 
-def expire_unchecked(request: VerificationRequest, settings: Settings, now: float,
+def expire_unchecked(request: VerificationRequest, settings: RoundSettings, now: float,
                      reason: str, known: Mapping[str, dict[str, Any]] | None = None
                      ) -> RunResult:
     """The end of a verification whose runs kept failing until past its deadline: a URN
     whose final status is ``known`` (LinkedIn's last answers) ends as LinkedIn said; every
     other gets an outcome saying it could not be checked, and why."""
     result = RunResult()
-    why = unchecked_entry(settings.task_lifespan_days, reason)
+    why = unchecked_entry(settings.cadence.lifespan_days, reason)
     for urn in request.task_urns:
         entry = (known or {}).get(urn)
         fields: dict[str, Any]

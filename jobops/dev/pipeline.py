@@ -14,7 +14,7 @@ import redis
 import requests
 from celery import Celery
 
-from jobops.state.tokens import request_token
+from jobops.linkedin.oauth import request_token
 from settings import get_settings
 
 settings = get_settings()

@@ -11,7 +11,6 @@ verification.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
@@ -26,8 +25,7 @@ from jobops.core.errors import (
     TokenError,
     TransientError,
 )
-from jobops.core.urns import query_string
-from jobops.state.limits import (
+from jobops.core.pauses import (
     DAILY_LIMIT,
     REQUEST_REFUSED,
     RETRY_AFTER,
@@ -36,18 +34,11 @@ from jobops.state.limits import (
     Permit,
     Trip,
 )
-from jobops.state.metrics import Metrics
-from jobops.state.tokens import TokenSource
+from jobops.core.polling import StatusPage
+from jobops.core.urns import query_string
+from jobops.linkedin.oauth import TokenSource
 
 STATUS_PATH = "/v2/simpleJobPostingTasks"
-
-
-@dataclass
-class StatusPage:
-    """LinkedIn's answer to one status call: entries by URN, and per-URN errors."""
-
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    errors: dict[str, Any] = field(default_factory=dict)
 
 
 def retry_after_seconds(value: str | None, now: float) -> float | None:
@@ -83,6 +74,15 @@ class CallPermits(Protocol):
     def day_nearly_spent(self, used_today: int) -> bool: ...
 
 
+class CallCounter(Protocol):
+    def call(self, status: int | str, urns: int) -> None: ...
+
+
+class _Uncounted:
+    def call(self, status: int | str, urns: int) -> None:
+        pass
+
+
 # The seed's message for a refused ids value: the only 400 that blames one URN.
 _BATCH_KEY_TEXT = "batch key"
 
@@ -97,14 +97,14 @@ class StatusClient:
         tokens: TokenSource,
         permits: CallPermits,
         timeout_seconds: float,
-        metrics: Metrics | None = None,
+        metrics: CallCounter | None = None,
     ) -> None:
         self._session = session
         self._url = api_url.rstrip("/") + STATUS_PATH
         self._tokens = tokens
         self._permits = permits
         self._timeout_seconds = timeout_seconds
-        self._metrics = metrics or Metrics()
+        self._metrics = metrics or _Uncounted()
         # Names this client to the breaker: when one of its calls probes a pause, the rest
         # of its run (a fresh token, the canary, halving) may call too.
         self._holder = uuid.uuid4().hex

@@ -27,8 +27,8 @@ import redis
 from redis.client import Pipeline
 
 from jobops.core.request import BATCH_SECONDS, BATCH_SIZE, MAX_BATCH_BYTES
-from jobops.state import keys
-from jobops.state import lua as scripts
+from jobops.state import keys, lua
+from jobops.state.replies import text
 
 # A sealed batch not deleted this long after sealing lost its publisher.
 REPUBLISH_AFTER_SECONDS = 10.0
@@ -39,110 +39,22 @@ APPEND_CHUNK_BYTES = MAX_BATCH_BYTES
 # Open batches sealed by one flush script.
 FLUSH_LIMIT = 100
 
-_NOW_MS = """
-local clock = redis.call('TIME')
-local now_ms = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-"""
 
-# Moves every outcome of the open batch ``list`` into a new sealed batch of ``bid``;
-# returns its sealed id. The counter starts at the clock (HSETNX on append), so ids stay
-# unique even after the hash expired. The open batch's bytes (field ``bytes`` of the
-# batch hash) start again from 0.
-_SEAL = """
-local function seal(bid, meta, list, sealed, sealed_at, now_ms)
-  local items = redis.call('LRANGE', list, 0, -1)
-  redis.call('DEL', list)
-  redis.call('HDEL', meta, 'bytes')
-  local sid = bid .. ':' .. redis.call('HINCRBY', meta, 'seq', 1)
-  local signature = redis.call('HGET', meta, 'signature')
-  redis.call('HSET', sealed, sid,
-             '{"signature":' .. signature .. ',"outcomes":[' .. table.concat(items, ',') .. ']}')
-  redis.call('ZADD', sealed_at, now_ms, sid)
-  return sid
-end
-"""
 
-# KEYS: items list, batch hash, open set, sealed hash, sealed-at set, then one marker per
-# outcome. ARGV: batch id, size, seconds (ms), signature JSON, ttl (s), max bytes, then
-# the outcomes' JSON. Returns the ids of the batches it sealed. A batch is sealed once it
-# holds ``size`` outcomes, or before an outcome would take it past ``max bytes``: no
-# sealed batch is assembled from more than that (one bigger outcome goes alone).
-_APPEND = _NOW_MS + _SEAL + """
-local size, ttl, max_bytes = tonumber(ARGV[2]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local added = 0
-local done = {}
-for i = 6, #KEYS do
-  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ttl) then
-    if added == 0 then
-      redis.call('HSET', KEYS[2], 'signature', ARGV[4])
-      redis.call('HSETNX', KEYS[2], 'seq', now_ms)
-    end
-    added = added + 1
-    local item = ARGV[i + 1]
-    local held = redis.call('LLEN', KEYS[1])
-    if held > 0 and tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0') + #item > max_bytes
-    then
-      done[#done + 1] = seal(ARGV[1], KEYS[2], KEYS[1], KEYS[4], KEYS[5], now_ms)
-      held = 0
-    end
-    redis.call('RPUSH', KEYS[1], item)
-    redis.call('HINCRBY', KEYS[2], 'bytes', #item)
-    if held + 1 >= size then
-      done[#done + 1] = seal(ARGV[1], KEYS[2], KEYS[1], KEYS[4], KEYS[5], now_ms)
-    end
-  end
-end
-if added == 0 then return {} end
-redis.call('EXPIRE', KEYS[2], ttl)
-redis.call('EXPIRE', KEYS[1], ttl)
-if redis.call('LLEN', KEYS[1]) == 0 then
-  redis.call('ZREM', KEYS[3], ARGV[1])
-elseif #done > 0 then
-  -- What is left arrived after the last seal, in this call: its deadline starts now.
-  redis.call('ZADD', KEYS[3], now_ms + tonumber(ARGV[3]), ARGV[1])
-else
-  redis.call('ZADD', KEYS[3], 'NX', now_ms + tonumber(ARGV[3]), ARGV[1])
-end
-return done
-"""
+_APPEND = lua.source("batch_append")
 
-# KEYS: open set, sealed hash, sealed-at set. ARGV: batch key prefix, limit, republish
-# after (ms). Seals every open batch past its deadline, claims sealed batches nobody
-# published (pushing their time on, so one flusher takes each), and returns
-# {ms until the next deadline or -1, sealed ids, claimed ids}.
-_FLUSH = _NOW_MS + _SEAL + """
-local limit = tonumber(ARGV[2])
-local fresh, stale = {}, {}
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms, 'LIMIT', 0, limit)
-for _, bid in ipairs(due) do
-  redis.call('ZREM', KEYS[1], bid)
-  local list = ARGV[1] .. bid .. ':items'
-  if redis.call('LLEN', list) > 0 then
-    fresh[#fresh + 1] = seal(bid, ARGV[1] .. bid, list, KEYS[2], KEYS[3], now_ms)
-  end
-end
-local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now_ms - tonumber(ARGV[3]),
-                       'LIMIT', 0, limit)
-for _, sid in ipairs(old) do
-  redis.call('ZADD', KEYS[3], now_ms, sid)
-  stale[#stale + 1] = sid
-end
-local wait = -1
-local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if #next_due > 0 then wait = math.max(0, tonumber(next_due[2]) - now_ms) end
-return {wait, fresh, stale}
-"""
+_FLUSH = lua.source("batch_flush")
 
 
 def _chunks(items: Sequence[tuple[str, str]]) -> Iterator[Sequence[tuple[str, str]]]:
     """(record key, outcome JSON) pairs in runs of at most APPEND_CHUNK outcomes and
     APPEND_CHUNK_BYTES bytes (a bigger outcome alone)."""
     start, size = 0, 0
-    for end, (_, text) in enumerate(items):
-        if end > start and (end - start >= APPEND_CHUNK or size + len(text) > APPEND_CHUNK_BYTES):
+    for end, (_, item) in enumerate(items):
+        if end > start and (end - start >= APPEND_CHUNK or size + len(item) > APPEND_CHUNK_BYTES):
             yield items[start:end]
             start, size = end, 0
-        size += len(text)
+        size += len(item)
     if start < len(items):
         yield items[start:]
 
@@ -157,9 +69,9 @@ class BatchSpec:
 
     @property
     def batch_id(self) -> str:
-        text = json.dumps({"signature": self.signature, "size": self.size,
+        canonical = json.dumps({"signature": self.signature, "size": self.size,
                            "seconds": self.seconds}, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def batch_spec(raw: Any, default_size: int, default_seconds: float) -> BatchSpec:
@@ -197,9 +109,6 @@ class Flush:
     next_due_seconds: float | None
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
 
 class Batches:
     def __init__(self, store: redis.Redis, default_size: int, default_seconds: float,
@@ -222,7 +131,7 @@ class Batches:
         """Add (record key, outcome) pairs not added before; returns the ids it sealed."""
         sealed: list[str] = []
         for script_keys, args in self._scripts(spec, items):
-            sealed += [_text(sid) for sid in self._append(keys=script_keys, args=args)]
+            sealed += [text(sid) for sid in self._append(keys=script_keys, args=args)]
         return sealed
 
     def queue_append(self, pipe: Pipeline, spec: BatchSpec,
@@ -232,8 +141,8 @@ class Batches:
         positions = []
         for script_keys, args in self._scripts(spec, items):
             positions.append(len(pipe.command_stack))
-            scripts.queue(pipe, self._append, script_keys, args)
-        return lambda results: [_text(sid) for at in positions for sid in results[at]]
+            lua.queue(pipe, self._append, script_keys, args)
+        return lambda results: [text(sid) for at in positions for sid in results[at]]
 
     def _scripts(self, spec: BatchSpec, items: Sequence[tuple[str, Mapping[str, Any]]]
                  ) -> Iterator[tuple[list[str], list[Any]]]:
@@ -246,14 +155,14 @@ class Batches:
                     keys.BATCHES_OPEN, keys.BATCHES_SEALED, keys.BATCHES_SEALED_AT,
                     *(keys.batched_key(batch_id, key) for key, _ in chunk)],
                    [batch_id, spec.size, max(1, int(spec.seconds * 1000)), signature,
-                    self.ttl_seconds, self.max_bytes, *(text for _, text in chunk)])
+                    self.ttl_seconds, self.max_bytes, *(item for _, item in chunk)])
 
     def flush(self, limit: int = FLUSH_LIMIT) -> Flush:
         """Seal every batch past its deadline and claim sealed ones left unpublished."""
         wait_ms, fresh, stale = self._flush(
             keys=[keys.BATCHES_OPEN, keys.BATCHES_SEALED, keys.BATCHES_SEALED_AT],
             args=[keys.batch_key(""), limit, int(self.republish_after_seconds * 1000)])
-        return Flush(sealed=[_text(s) for s in fresh], stale=[_text(s) for s in stale],
+        return Flush(sealed=[text(s) for s in fresh], stale=[text(s) for s in stale],
                      next_due_seconds=None if int(wait_ms) < 0 else int(wait_ms) / 1000)
 
     def sealed(self, sealed_ids: Sequence[str]) -> list[SealedBatch]:

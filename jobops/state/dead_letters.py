@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 import redis
 
-from jobops.state import keys
+from jobops.state import keys, lua
 
 #: Dead letters kept; the oldest go first. One holds at most MAX_BODY_BYTES of its bytes.
 MAX_DEAD_LETTERS = 1_000
@@ -26,15 +26,7 @@ MAX_BODY_BYTES = 64 * 1024
 #: Longest reason kept.
 MAX_REASON_CHARS = 300
 
-# Newest first, capped, stamped with the Redis server's clock: one round trip.
-_ADD = """
-local t = redis.call('TIME')
-local entry = cjson.decode(ARGV[1])
-entry['at'] = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('LPUSH', KEYS[1], cjson.encode(entry))
-redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
-return redis.call('LLEN', KEYS[1])
-"""
+_ADD = lua.source("dead_letter_add")
 
 
 class DeadLetter(TypedDict):

@@ -32,7 +32,8 @@ import redis
 from redis.client import Pipeline
 
 from jobops.core.errors import JobopsError
-from jobops.state import keys
+from jobops.state import keys, lua
+from jobops.state.replies import text_or_none
 
 log = logging.getLogger(__name__)
 
@@ -60,46 +61,15 @@ class Claim:
     unknown: bool = False
 
 
-# KEYS: run key. ARGV: holder. Gives the round back if this copy still holds it.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
-# KEYS: run keys. ARGV: lease ms, then one holder per key. Extends each lease its holder
-# still has; takes back one that ran out with nobody else on it (its process stalled, no
-# copy took over); returns the 1-based indexes of the leases another copy holds or
-# finished.
-_RENEW = """
-local lost = {}
-for i, key in ipairs(KEYS) do
-  local value = redis.call('GET', key)
-  if value == ARGV[i + 1] then
-    redis.call('PEXPIRE', key, ARGV[1])
-  elseif not value then
-    redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1])
-  else
-    table.insert(lost, i)
-  end
-end
-return lost
-"""
+_RENEW = lua.source("lease_renew")
 
-# KEYS: run key. ARGV: holder, the done value, its TTL in seconds. Marks the round done
-# only for the copy that holds it; returns 1 if it did.
-_FINISH = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-return 1
-"""
+_FINISH = lua.source("lease_finish")
 
 
 class LeaseLost(JobopsError):
     """Raised when another copy of a round holds or finished it: this run must stop."""
 
-
-def _text(value: Any) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RunLeases:
@@ -107,7 +77,7 @@ class RunLeases:
         self._store = store
         self._lease_ms = int(lease_seconds * 1000)
         self._done_ttl_seconds = done_ttl_seconds
-        self._release = store.register_script(_RELEASE)
+        self._release = lua.register(store, "release_if_owner")
         self._renew = store.register_script(_RENEW)
         self._finish = store.register_script(_FINISH)
 
@@ -130,7 +100,7 @@ class RunLeases:
             if reads:
                 pipe.mget(reads)
             answers = pipe.execute()
-        granted, value, ttl_ms = answers[0], _text(answers[1]), answers[2]
+        granted, value, ttl_ms = answers[0], text_or_none(answers[1]), answers[2]
         if granted:
             return Claim(granted=True, holder=holder,
                          values=dict(zip(reads, answers[3], strict=True)) if reads else {})

@@ -21,12 +21,22 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import redis
 
 from jobops.core.errors import Paused, QuotaExhausted, RateLimited
-from jobops.state import keys
+from jobops.core.pauses import (
+    DAILY_LIMIT,
+    DAILY_RECHECK_SECONDS,
+    DAY_NEARLY_SPENT_SHARE,
+    MIDNIGHT_SPREAD_SECONDS,
+    PAUSE_HINTS,
+    Permit,
+    Trip,
+)
+from jobops.state import keys, lua
+from jobops.state.replies import text
 
 log = logging.getLogger(__name__)
 
@@ -36,165 +46,16 @@ DAY_MS = 86_400_000
 # the limit.
 WINDOW_MARGIN_MS = 50
 
-_NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if ARGV[1] == '1' then now = now + tonumber(redis.call('GET', KEYS[1]) or '0') end
-"""
 
-# KEYS: clock offset, blocked_until, window, breaker. ARGV: allow offset, rate, window ms,
-# daily allowance, quota key prefix, permit id, holder id, probe hold ms.
-# Returns {granted (1/0), reason ('ok', 'probe', 'blocked', 'quota', 'rate'), wait ms,
-# now ms, quota used}.
-_ACQUIRE = _NOW + """
-local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
-local granted = 'ok'
-local elect = false
-if now < blocked then
-  -- The probe may call again within its hold (once more, with a fresh token).
-  if redis.call('HGET', KEYS[4], 'probe') ~= ARGV[7] then
-    return {0, 'blocked', blocked - now, now, 0}
-  end
-  granted = 'probe'
-elseif redis.call('EXISTS', KEYS[4]) == 1 then
-  elect = true
-end
-local day = math.floor(now / 86400000)
-local qkey = ARGV[5] .. day
-local used = tonumber(redis.call('GET', qkey) or '0')
-if used >= tonumber(ARGV[4]) then
-  return {0, 'quota', (day + 1) * 86400000 - now, now, used}
-end
-local window = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - window)
-if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[2]) then
-  local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
-  return {0, 'rate', tonumber(oldest[2]) + window - now + 1, now, used}
-end
-if elect then
-  -- Only a caller that will call: one turned away by the quota or rate would hold the
-  -- fleet for nothing.
-  local hold = now + tonumber(ARGV[8])
-  redis.call('SET', KEYS[2], hold, 'PX', tonumber(ARGV[8]) + 1000)
-  redis.call('HSET', KEYS[4], 'probe', ARGV[7], 'probe_until', hold)
-  granted = 'probe'
-end
-redis.call('ZADD', KEYS[3], now, ARGV[6])
-redis.call('PEXPIRE', KEYS[3], window * 2)
-used = redis.call('INCR', qkey)
-if used == 1 then redis.call('PEXPIRE', qkey, 2 * 86400000) end
-return {1, granted, 0, now, used}
-"""
+_ACQUIRE = lua.source("limits_acquire")
 
-# KEYS: clock offset, blocked_until, breaker. ARGV: allow offset, reason, first step ms,
-# step cap ms, jitter (0-1), fixed step ms (-1: doubling, -2: the daily limit), message,
-# daily re-check ms, midnight spread ms.
-# A trip while the fleet is already paused (not merely holding for a probe) adds no step.
-# Returns {pause ms left, 1 if this trip opened a new step, step number}.
-_TRIP = _NOW + """
-local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
-local probing = tonumber(redis.call('HGET', KEYS[3], 'probe_until') or '-1')
-local level = 0
-if redis.call('HGET', KEYS[3], 'reason') == ARGV[2] then
-  level = tonumber(redis.call('HGET', KEYS[3], 'level') or '0')
-end
-if now < blocked and blocked ~= probing then return {blocked - now, 0, level} end
-local step = tonumber(ARGV[6])
-if step == -2 then
-  local midnight = (math.floor(now / 86400000) + 1) * 86400000
-  step = math.min(tonumber(ARGV[8]), midnight - now + tonumber(ARGV[9]) * tonumber(ARGV[5]))
-elseif step < 0 then
-  step = math.min(tonumber(ARGV[4]), tonumber(ARGV[3]) * 2 ^ math.min(level, 40))
-  step = step / 2 + step / 2 * tonumber(ARGV[5])
-end
-step = math.max(1, math.floor(step))
-local untill = now + step
-redis.call('SET', KEYS[2], untill, 'PX', step + 1000)
-redis.call('HSETNX', KEYS[3], 'since', now)
-redis.call('HSET', KEYS[3], 'reason', ARGV[2], 'level', level + 1, 'until', untill,
-           'message', ARGV[7])
-redis.call('HDEL', KEYS[3], 'probe', 'probe_until')
-redis.call('PEXPIRE', KEYS[3], step + 4 * tonumber(ARGV[4]) + 86400000)
-return {step, 1, level + 1}
-"""
+_TRIP = lua.source("limits_trip")
 
-# KEYS: blocked_until, breaker. ARGV: holder id. The probe's call failed in a way that
-# says nothing about the pause (a timeout, a 5xx): the next caller probes, now.
-_RELEASE_PROBE = """
-if redis.call('HGET', KEYS[2], 'probe') ~= ARGV[1] then return 0 end
-if redis.call('GET', KEYS[1]) == redis.call('HGET', KEYS[2], 'probe_until') then
-  redis.call('DEL', KEYS[1])
-end
-redis.call('HDEL', KEYS[2], 'probe', 'probe_until')
-return 1
-"""
+_RELEASE_PROBE = lua.source("limits_release_probe")
 
-# KEYS: blocked_until, breaker. ARGV: holder id. LinkedIn answered the probe: calls
-# resume for everyone. Returns the reason the breaker had been open for, or false.
-_HEAL = """
-if redis.call('HGET', KEYS[2], 'probe') ~= ARGV[1] then return false end
-local reason = redis.call('HGET', KEYS[2], 'reason')
-if redis.call('GET', KEYS[1]) == redis.call('HGET', KEYS[2], 'probe_until') then
-  redis.call('DEL', KEYS[1])
-end
-redis.call('DEL', KEYS[2])
-return reason
-"""
+_HEAL = lua.source("limits_heal")
 
-# KEYS: clock offset, blocked_until, window, breaker. ARGV: allow offset, window ms, quota
-# prefix.
-_SNAPSHOT = _NOW + """
-local window = tonumber(ARGV[2])
-local in_window = redis.call('ZCOUNT', KEYS[3], now - window, '+inf')
-local day = math.floor(now / 86400000)
-local used = tonumber(redis.call('GET', ARGV[3] .. day) or '0')
-local blocked = tonumber(redis.call('GET', KEYS[2]) or '0')
-local breaker = redis.call('HGETALL', KEYS[4])
-return {now, in_window, used, blocked, breaker}
-"""
-
-
-#: Why the fleet's breaker opened; each has its own doubling steps.
-THROTTLED = "throttled"  # a 429 without Retry-After, the day's count far from spent
-RETRY_AFTER = "retry_after"  # a 429 with Retry-After: exactly as long as LinkedIn said
-DAILY_LIMIT = "daily_limit"  # a 429 when the fleet's own count says the day is spent
-TOKEN_REFUSED = "token_refused"  # 401 even with a fresh token, or credentials refused
-REQUEST_REFUSED = "request_refused"  # a 400 that single-URN calls get as well
-
-#: What an operator reads next to each reason (logs, ``jobops limits``).
-PAUSE_HINTS = {
-    THROTTLED: "LinkedIn throttles the application; calls resume by themselves",
-    RETRY_AFTER: "LinkedIn asked for a pause with Retry-After",
-    DAILY_LIMIT: "LinkedIn says the day's calls are spent; one call re-checks every "
-                 "15 minutes and calls resume after 00:00 UTC",
-    TOKEN_REFUSED: "LinkedIn refuses the application's tokens: check its access to the Job "
-                   "Posting API and LINKEDIN_CLIENT_ID / LINKEDIN_CLIENT_SECRET",
-    REQUEST_REFUSED: "LinkedIn refuses the status request itself (not one URN): check "
-                     "LINKEDIN_API_URL, the application's API version and permissions",
-}
-
-#: A 429 means the day's limit only once the fleet's own count has used this share of
-#: its allowance; before that it is a throttle of seconds.
-DAY_NEARLY_SPENT_SHARE = 0.9
-#: A daily-limit pause is re-checked with one call this often (never waits to midnight).
-DAILY_RECHECK_SECONDS = 900.0
-#: After 00:00 UTC the fleet resumes over this long, not all in the same second.
-MIDNIGHT_SPREAD_SECONDS = 300.0
-
-
-class Permit(NamedTuple):
-    """A call permit: the day's calls so far, and whether this call probes a pause."""
-
-    used_today: int
-    probe: bool
-
-
-class Trip(NamedTuple):
-    """What ``Limiter.trip`` did: the pause left, and whether this trip started a step."""
-
-    wait_seconds: float
-    new_step: bool
-    step: int
+_SNAPSHOT = lua.source("limits_snapshot")
 
 
 @dataclass(frozen=True)
@@ -242,9 +103,6 @@ class LimitsSnapshot:
 def _utc(ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
 
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Limiter:
@@ -304,7 +162,7 @@ class Limiter:
                       self.daily_limit - self.reserve, keys.QUOTA_PREFIX, uuid.uuid4().hex,
                       holder, self._probe_hold_ms],
             )
-            reason = _text(reason)
+            reason = text(reason)
             if granted:
                 return Permit(int(used), reason == "probe")
             wait_seconds = int(wait_ms) / 1000
@@ -358,7 +216,7 @@ class Limiter:
         reason = self._heal(keys=[keys.BLOCKED_UNTIL, keys.BREAKER], args=[holder])
         if reason:
             log.warning("LinkedIn answers again; status calls resume fleet-wide (paused for "
-                        "%s)", _text(reason))
+                        "%s)", text(reason))
 
     def release_probe(self, holder: str) -> None:
         """``holder``'s probe ended without an answer that heals or trips the breaker:
@@ -371,7 +229,7 @@ class Limiter:
             keys=[keys.CLOCK_OFFSET, keys.BLOCKED_UNTIL, keys.RATE_WINDOW, keys.BREAKER],
             args=[self._offset_flag, 1000, keys.QUOTA_PREFIX],
         )
-        fields = [_text(v) for v in breaker]
+        fields = [text(v) for v in breaker]
         return LimitsSnapshot(
             now_ms=int(now_ms),
             calls_per_second=self.calls_per_second,

@@ -1,4 +1,9 @@
-"""Pipelines that carry Lua scripts, without redis-py's round trip per execute.
+"""The Lua scripts in ``jobops/state/scripts``, by name, and pipelines that carry them.
+
+A script's header states its KEYS and ARGV; a ``-- uses: a, b`` line in it puts the
+preludes ``scripts/prelude/a.lua`` and ``b.lua`` before its body (one clock, one sealing
+function, each written once).
+
 
 redis-py asks Redis ``SCRIPT EXISTS`` before every pipeline that holds a registered
 script, which adds a round trip to a run's closing pipeline. Scripts queued here go as
@@ -11,11 +16,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import redis
 from redis.client import Pipeline
 from redis.commands.core import Script
+
+_SCRIPTS = Path(__file__).with_name("scripts")
+_USES = "-- uses:"
+
+
+@cache
+def source(name: str) -> str:
+    """The text of ``scripts/<name>.lua``, its preludes first."""
+    text = (_SCRIPTS / f"{name}.lua").read_text()
+    preludes = [part.strip() for line in text.splitlines() if line.startswith(_USES)
+                for part in line.removeprefix(_USES).split(",")]
+    return "".join((_SCRIPTS / "prelude" / f"{part}.lua").read_text() + "\n"
+                   for part in preludes) + text
+
+
+def register(store: redis.Redis, name: str) -> Script:
+    return store.register_script(source(name))
 
 
 def queue(pipe: Pipeline, script: Script, keys: Sequence[str], args: Sequence[Any]) -> None:

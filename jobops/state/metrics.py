@@ -17,6 +17,7 @@ from typing import Any
 import redis
 
 from jobops.state import keys
+from jobops.state.replies import text
 
 # Seconds from the LinkedIn operation to its outcome: minutes normally, days at worst.
 LATENCY_BUCKETS_SECONDS = (60, 300, 600, 1800, 3600, 6 * 3600, 86_400, 7 * 86_400, 30 * 86_400)
@@ -99,12 +100,12 @@ class Metrics:
 
 def render(store: redis.Redis, gauges: dict[str, float], key: str = keys.METRICS) -> str:
     """The fleet's metrics in Prometheus' text exposition format."""
-    stored = {(k.decode() if isinstance(k, bytes) else k): float(v)
+    stored = {text(k): float(v)
               for k, v in store.hgetall(key).items()}
     lines: list[str] = []
     _cumulate_buckets(stored, "jobops_outcome_latency_seconds")
-    for name, (kind, text) in _HELP.items():
-        lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+    for name, (kind, help_text) in _HELP.items():
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
         lines += [f"{series} {value:g}" for series, value in sorted(stored.items())
                   if series.split("{")[0].removesuffix("_bucket").removesuffix("_sum")
                   .removesuffix("_count") == name]

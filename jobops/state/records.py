@@ -21,31 +21,10 @@ from jobops.core.jobs import (
     needs_state,
     state_entry,
 )
-from jobops.state import keys
-from jobops.state import lua as scripts
+from jobops.state import keys, lua
+from jobops.state.replies import text
 
-# One command per outcome, whatever it touches. KEYS: outcome record, job index, job
-# state hash. ARGV: outcome JSON, ttl s, task URN ('' if none: no index entry), state
-# field ('' if the outcome says nothing of the job's state), state entry JSON, operation
-# time (epoch s). The state keeps, per field, what the most recent operation set,
-# whatever order the outcomes arrive in.
-_RECORD = """
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-if ARGV[3] ~= '' then
-  redis.call('SADD', KEYS[2], ARGV[3])
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
-end
-if ARGV[4] ~= '' then
-  for _, field in ipairs({ARGV[4], '*'}) do
-    local old = redis.call('HGET', KEYS[3], field)
-    if (not old) or cjson.decode(old)['at'] <= tonumber(ARGV[6]) then
-      redis.call('HSET', KEYS[3], field, ARGV[5])
-    end
-  end
-  redis.call('EXPIRE', KEYS[3], ARGV[2])
-end
-return 1
-"""
+_RECORD = lua.source("record_outcome")
 
 
 def _epoch(iso: str) -> float:
@@ -78,7 +57,7 @@ class Records:
         """
         if not items:
             return
-        with scripts.joined(self._store, pipe) as target:
+        with lua.joined(self._store, pipe) as target:
             self._queue_writes(items, target)
 
     def _queue_writes(self, items: Sequence[tuple[str, dict[str, Any]]], pipe: Pipeline
@@ -91,7 +70,7 @@ class Records:
                 at = _epoch(outcome["requested_at"])
                 field = outcome["location"] or ANY_LOCATION
                 entry = json.dumps({**state_entry(outcome), "at": at})
-            scripts.queue(pipe, self._record,
+            lua.queue(pipe, self._record,
                           [key, keys.job_index_key(job or ""), keys.job_state_key(job or "")],
                           [json.dumps(outcome), self.ttl_seconds, indexed or "", field, entry,
                            at])
@@ -143,6 +122,6 @@ class Records:
     def for_job(self, external_job_posting_id: str) -> list[dict[str, Any]]:
         """Every recorded outcome of a job, oldest operation first."""
         members = self._store.smembers(keys.job_index_key(external_job_posting_id))
-        urns = sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+        urns = sorted(text(m) for m in members)
         found = [o for o in self.outcomes([keys.outcome_key(u) for u in urns]) if o]
         return sorted(found, key=lambda o: (o["requested_at"], o["decided_at"]))

@@ -20,35 +20,16 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from jobops.state import keys
-from jobops.state import lua as scripts
+from jobops.state import keys, lua
+from jobops.state.replies import text
 
 #: Time between two sweeps' searches that found no message of a round, for it to count
 #: as lost: far longer than kombu takes to move a message from a queue to the unacked hash.
 MIN_UNSEEN_SECONDS = 1.0
 
-# KEYS: pending set, the id's arguments, pending URN counts. ARGV: verification id.
-_FORGET = """
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('DEL', KEYS[2])
-redis.call('HDEL', KEYS[3], ARGV[1])
-return 1
-"""
+_FORGET = lua.source("pending_forget")
 
-# KEYS: pending set. ARGV: now, the next overdue time, then verification ids.
-# Pushes each id still overdue to the next overdue time (one re-registered meanwhile, or
-# forgotten, is left alone); returns those pushed.
-_POSTPONE = """
-local pushed = {}
-for i = 3, #ARGV do
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if score and tonumber(score) <= tonumber(ARGV[1]) then
-    redis.call('ZADD', KEYS[1], ARGV[2], ARGV[i])
-    pushed[#pushed + 1] = ARGV[i]
-  end
-end
-return pushed
-"""
+_POSTPONE = lua.source("pending_postpone")
 
 
 @dataclass(frozen=True)
@@ -100,7 +81,7 @@ class PendingRegistry:
         worker's own queue is known from its start, see :meth:`add_queues`). With ``pipe``,
         the commands join it and run when its owner executes it.
         """
-        with scripts.joined(self._store, pipe) as target:
+        with lua.joined(self._store, pipe) as target:
             # The arguments first: the sweeper skips an id whose arguments are missing.
             target.set(keys.pending_args_key(verification_id), json.dumps(kwargs),
                        ex=self._ttl_seconds)
@@ -117,12 +98,12 @@ class PendingRegistry:
             self._store.sadd(keys.QUEUES, *queues)
 
     def queues(self) -> list[str]:
-        return sorted(q.decode() if isinstance(q, bytes) else str(q)
+        return sorted(text(q)
                       for q in self._store.smembers(keys.QUEUES))
 
     def forget(self, verification_id: str, pipe: Pipeline | None = None) -> None:
-        with scripts.joined(self._store, pipe) as target:
-            scripts.queue(target, self._forget, [keys.PENDING, keys.pending_args_key(
+        with lua.joined(self._store, pipe) as target:
+            lua.queue(target, self._forget, [keys.PENDING, keys.pending_args_key(
                 verification_id), keys.PENDING_URNS], [verification_id])
 
     def arguments(self, verification_ids: list[str]) -> list[dict[str, Any] | None]:
@@ -135,7 +116,7 @@ class PendingRegistry:
     def overdue(self, now: float, limit: int) -> list[str]:
         """Ids of the rounds overdue at ``now``, most overdue first."""
         found = self._store.zrangebyscore(keys.PENDING, "-inf", now, start=0, num=limit)
-        return [i.decode() if isinstance(i, bytes) else str(i) for i in found]
+        return [text(i) for i in found]
 
     def postpone(self, verification_ids: list[str], now: float) -> list[str]:
         """Take the rounds still overdue for overdue again one grace period later; returns
@@ -144,11 +125,11 @@ class PendingRegistry:
             return []
         pushed = self._postpone(keys=[keys.PENDING],
                                 args=[now, now + self.grace_seconds, *verification_ids])
-        return [i.decode() if isinstance(i, bytes) else str(i) for i in pushed]
+        return [text(i) for i in pushed]
 
     def unseen(self) -> dict[str, float]:
         """The overdue rounds the last sweep found no message of, and since when."""
-        return {(k.decode() if isinstance(k, bytes) else str(k)): float(v)
+        return {text(k): float(v)
                 for k, v in self._store.hgetall(keys.SWEEP_UNSEEN).items()}
 
     def note_unseen(self, unseen_since: Mapping[str, float]) -> None:

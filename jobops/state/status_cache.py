@@ -26,46 +26,24 @@ from redis.client import Pipeline
 
 from jobops.core.outcomes import is_terminal
 from jobops.core.urns import encode_id_param, is_task_urn
-from jobops.state import keys
+from jobops.state import keys, lua
+from jobops.state.replies import text
 
 TERMINAL_TTL_SECONDS = 86_400
 # How long a run waits for the answer about its URN that another run is asking for.
 TAKEN_WAIT_SECONDS = 1.0
 
-# KEYS: due set. ARGV: now, horizon, how many. Takes the soonest-due URNs and moves them
-# past the horizon, so a concurrent run does not take them too.
-_TAKE = """
-local found = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[3])
-for _, urn in ipairs(found) do
-  redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[2]) + 1, urn)
-end
-return found
-"""
+_TAKE = lua.source("status_take")
 
 
-# KEYS: due set. ARGV: score for taken, status key prefix, then URNs. Takes each URN no
-# run has taken or answered yet (it builds status keys from the prefix: one Redis only).
-_TAKE_UPCOMING = """
-local taken = {}
-for i = 3, #ARGV do
-  local urn = ARGV[i]
-  if redis.call('EXISTS', ARGV[2] .. urn) == 0
-      and redis.call('ZADD', KEYS[1], 'NX', ARGV[1], urn) == 1 then
-    table.insert(taken, urn)
-  end
-end
-return taken
-"""
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+_TAKE_UPCOMING = lua.source("status_take_upcoming")
 
 
 #: Upcoming URNs = Callable[[how many messages, due by], URNs of soon-to-run messages].
 Upcoming = Callable[[int, float], list[str]]
 
 
-class StatusShare:
+class RedisStatusCache:
     """Shared statuses and the due set; ``upcoming``: URNs of verification messages
     still waiting in the broker (sent by name, never registered), which fill what the
     due set leaves of a call."""
@@ -127,7 +105,7 @@ class StatusShare:
         found = self._take(keys=[keys.DUE], args=[now, now + self.fresh_seconds, wanted])
         picked, unused = [], {}
         for raw in found:
-            urn = raw.decode() if isinstance(raw, bytes) else str(raw)
+            urn = text(raw)
             cost = len(encode_id_param(urn)) + 1
             if urn not in mine and cost <= spare_bytes:
                 picked.append(urn)
@@ -153,7 +131,7 @@ class StatusShare:
             return []
         # Marked taken, as due URNs are, unless another run took (or answered) them: a
         # URN is asked about by one run, and its own run waits for that answer.
-        taken_now = {_text(u) for u in self._take_upcoming(
+        taken_now = {text(u) for u in self._take_upcoming(
             keys=[keys.DUE], args=[horizon + 1, keys.status_key(""), *candidates])}
         picked, unasked = [], []
         for urn in candidates:
@@ -169,7 +147,7 @@ class StatusShare:
             self._store.zrem(keys.DUE, *unasked)
         return picked
 
-    def share(self, results: Mapping[str, Mapping[str, Any]], now: float) -> None:
+    def remember(self, results: Mapping[str, Mapping[str, Any]], now: float) -> None:
         """Publish answers; a decided URN needs no more asking, a pending one not until
         its answer goes stale."""
         if not results:
@@ -207,5 +185,5 @@ class StatusShare:
         if not urns:
             return {}
         found = self._store.hmget(keys.DUE_OWNERS, urns)
-        return {urn: owner.decode() if isinstance(owner, bytes) else owner
+        return {urn: text(owner)
                 for urn, owner in zip(urns, found, strict=True) if owner is not None}

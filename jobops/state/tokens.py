@@ -1,9 +1,4 @@
-"""OAuth 2 client-credentials tokens for LinkedIn.
-
-``TokenSource`` is the whole interface the rest of jobops sees: ``token()`` for a bearer
-token, ``invalidate(token)`` when LinkedIn refused it. ``SharedTokenCache`` keeps one
-token for every process and host, in Redis.
-"""
+"""One access token for every process and host, kept in Redis (see ``SharedTokenCache``)."""
 
 from __future__ import annotations
 
@@ -15,104 +10,22 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import redis
-import requests
 
 from jobops.core.errors import TokenError
-from jobops.state import keys
+from jobops.state import keys, lua
+from jobops.state.replies import text, text_or_none
 
 log = logging.getLogger(__name__)
 
 #: How often a process waiting for another's token refresh looks again (plus jitter).
 TOKEN_WAIT_SECONDS = 0.05
-# LinkedIn documents 1800 s; used only when the answer leaves expires_in out.
-DEFAULT_EXPIRES_IN_SECONDS = 1800.0
 
 
-class TokenSource(Protocol):
-    def token(self) -> str: ...
+_INVALIDATE = lua.source("token_invalidate")
 
-    def invalidate(self, token: str) -> None: ...
-
-
-def request_token(
-    session: requests.Session,
-    token_url: str,
-    client_id: str,
-    client_secret: str,
-    timeout_seconds: float,
-) -> tuple[str, float]:
-    """Ask the token endpoint for a token; returns it and its lifetime in seconds."""
-    if not client_id or not client_secret:
-        raise TokenError(
-            "no LinkedIn credentials",
-            resolution="set LINKEDIN_CLIENT_ID and LINKEDIN_CLIENT_SECRET",
-        )
-    form = {
-        "grant_type": "client_credentials",
-        "client_id": client_id,
-        "client_secret": client_secret,
-    }
-    try:
-        response = session.post(token_url, data=form, timeout=timeout_seconds)
-    except requests.RequestException as error:
-        raise TokenError(
-            f"token endpoint unreachable: {type(error).__name__}",
-            resolution="check LINKEDIN_TOKEN_URL and the network",
-        ) from None
-    if response.status_code in (400, 401):
-        raise TokenError(
-            f"token endpoint refused the credentials: {_oauth_error(response)}",
-            http_status=response.status_code,
-            resolution="check LINKEDIN_CLIENT_ID and LINKEDIN_CLIENT_SECRET",
-        )
-    if response.status_code != 200:
-        raise TokenError(
-            "token endpoint failed",
-            http_status=response.status_code,
-            resolution="LinkedIn's token endpoint is failing; jobops retries later "
-            "(check LINKEDIN_TOKEN_URL if this persists)",
-        )
-    try:
-        body = response.json()
-        access_token = body["access_token"]
-        expires_in = float(body.get("expires_in", DEFAULT_EXPIRES_IN_SECONDS))
-    except (ValueError, KeyError, TypeError):
-        raise TokenError(
-            "token endpoint answered without a usable access_token",
-            http_status=response.status_code,
-            resolution="check that LINKEDIN_TOKEN_URL is LinkedIn's OAuth accessToken endpoint",
-        ) from None
-    if not isinstance(access_token, str) or not access_token:
-        raise TokenError("token endpoint answered with an empty access_token")
-    return access_token, expires_in
-
-
-def _oauth_error(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return "no reason given"
-    if not isinstance(body, dict):
-        return "no reason given"
-    return str(body.get("error_description") or body.get("error") or "no reason given")
-
-
-# KEYS: token. ARGV: the token LinkedIn refused. Deletes it only if it is still current.
-_INVALIDATE = """
-if redis.call('HGET', KEYS[1], 'access_token') == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-# KEYS: lock. ARGV: owner. Releases the lock only if this process still holds it.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 class SharedTokenCache:
@@ -145,7 +58,7 @@ class SharedTokenCache:
         self._memo: tuple[str, float] | None = None  # token, local time to drop it
         self._guard = threading.Lock()
         self._invalidate = store.register_script(_INVALIDATE)
-        self._release = store.register_script(_RELEASE)
+        self._release = lua.register(store, "release_if_owner")
         self.refreshes = 0
 
     def token(self) -> str:
@@ -168,7 +81,7 @@ class SharedTokenCache:
             raw, ttl_ms = pipe.execute()
         if raw is None or ttl_ms is None or ttl_ms <= 0:
             return None
-        token: str = raw.decode()
+        token = text(raw)
         self._memo = (token, self._clock() + ttl_ms / 1000)
         return token
 
@@ -216,7 +129,7 @@ class SharedTokenCache:
             pipe.pttl(keys.TOKEN)
             pipe.get(keys.TOKEN_LOCK)
             (fetched, expires), ttl_ms, lock = pipe.execute()
-        locked_by = None if lock is None else lock.decode()
+        locked_by = text_or_none(lock)
         if fetched is None:
             return {"token": "none cached", "locked_by": locked_by}
         now_ms = time.time() * 1000

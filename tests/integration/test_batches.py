@@ -18,11 +18,11 @@ from jobops.core.request import MAX_BATCH_BYTES, MAX_BATCH_SIZE
 from jobops.state import keys
 from jobops.state.batches import BatchSpec
 from sandbox import SandboxState
-from tasks.callbacks import batch_task_id, callback_task_id, publish_batches
 from tasks.scheduling import schedule_from_answer, verify_urns
 from tests.conftest import Recorder
 from tests.jobs import job, post, posted_urns, task_urns
 from workers import app
+from workers.callbacks import batch_task_id, callback_task_id, publish_batches
 from workers.runtime import runtime
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
@@ -90,14 +90,14 @@ def test_a_small_batch_is_sent_when_its_time_is_up(sandbox: SandboxState,
 
 def test_a_sealed_batch_whose_sender_died_is_sent_by_a_flusher(
         recorder: Recorder, store: redis.Redis) -> None:
-    rt = runtime()
-    spec = rt.batches.spec(recorder.batch_callback(batch_size=3, batch_seconds=60))
+    fleet = runtime()
+    spec = fleet.batches.spec(recorder.batch_callback(batch_size=3, batch_seconds=60))
     items = [fake_outcome(recorder, i) for i in range(3)]
-    [sealed_id] = rt.batches.append(spec, items)
+    [sealed_id] = fleet.batches.append(spec, items)
     # The process died here, before publishing, a while ago.
     store.zadd(keys.BATCHES_SEALED_AT, {sealed_id: (time.time() - 60) * 1000})
     # Its verification runs again: the outcomes are in a batch already.
-    assert rt.batches.append(spec, items) == []
+    assert fleet.batches.append(spec, items) == []
     outcomes = recorder.wait(3, timeout_seconds=10, settle_seconds=1)
     assert_each_once(outcomes, [o["task_urn"] for _, o in items])
     [batch] = recorder.batches()
@@ -127,20 +127,20 @@ def test_batch_and_default_callbacks_both_fire(sandbox: SandboxState,
 
 
 def _append_in_chunks(spec: BatchSpec, part: list[tuple[str, dict[str, Any]]]) -> None:
-    rt, start = runtime(), 0
+    fleet, start = runtime(), 0
     for size in random.Random(len(part)).choices([1, 2, 3, 9], k=len(part)):
         if start >= len(part):
             break
-        publish_batches(app, rt, rt.batches.append(spec, part[start:start + size]))
+        publish_batches(app, fleet, fleet.batches.append(spec, part[start:start + size]))
         start += size
         time.sleep(0.002)
 
 
 def _flush_until(stop: threading.Event) -> None:
-    rt = runtime()
+    fleet = runtime()
     while not stop.is_set():
-        found = rt.batches.flush()
-        publish_batches(app, rt, found.sealed + found.stale)
+        found = fleet.batches.flush()
+        publish_batches(app, fleet, found.sealed + found.stale)
         time.sleep(0.005)
 
 
@@ -167,17 +167,17 @@ def test_concurrent_appends_and_flushes_seal_each_outcome_once(recorder: Recorde
 
 
 def test_a_batch_is_sealed_by_bytes_as_well_as_by_count(recorder: Recorder) -> None:
-    rt = runtime()
-    spec = rt.batches.spec(recorder.batch_callback(batch_size=MAX_BATCH_SIZE, batch_seconds=1))
+    fleet = runtime()
+    spec = fleet.batches.spec(recorder.batch_callback(batch_size=MAX_BATCH_SIZE, batch_seconds=1))
     items = []
     for index in range(1_500):
         key, outcome = fake_outcome(recorder, index)
         items.append((key, {**outcome, "error_message": "x" * 1_000}))
-    sealed = rt.batches.append(spec, items)
+    sealed = fleet.batches.append(spec, items)
     assert sealed, "1,500 outcomes of 1 KB each filled no batch of at most 1 MiB"
-    for batch in rt.batches.sealed(sealed):
+    for batch in fleet.batches.sealed(sealed):
         assert sum(len(json.dumps(o)) for o in batch.outcomes) <= MAX_BATCH_BYTES
-    publish_batches(app, rt, sealed)
+    publish_batches(app, fleet, sealed)
     outcomes = recorder.wait(1_500, timeout_seconds=20)
     assert_each_once(outcomes, [o["task_urn"] for _, o in items])
     smallest = min(len(json.dumps(o)) for _, o in items)

@@ -9,15 +9,15 @@ import pytest
 import redis
 
 from jobops.core.errors import Paused
-from jobops.state import keys
-from jobops.state.limits import (
+from jobops.core.pauses import (
     DAILY_LIMIT,
     DAILY_RECHECK_SECONDS,
     MIDNIGHT_SPREAD_SECONDS,
     REQUEST_REFUSED,
     THROTTLED,
-    Limiter,
 )
+from jobops.state import keys
+from jobops.state.limits import Limiter
 
 pytestmark = pytest.mark.integration
 

@@ -25,16 +25,16 @@ def schedule(urns: list[str], recorder: Recorder, queue: str, countdown_seconds:
              ) -> list[str]:
     """Single-job verifications registered and sent as the scheduler does, from this
     process, whose clock is right."""
-    rt = runtime()
+    fleet = runtime()
     ids = [str(uuid.uuid4()) for _ in urns]
-    due_at = rt.clock.now() + countdown_seconds
-    with rt.redis.pipeline(transaction=False) as pipe:
+    due_at = fleet.clock.now() + countdown_seconds
+    with fleet.redis.pipeline(transaction=False) as pipe:
         for verification_id, urn in zip(ids, urns, strict=True):
             kwargs = {"task_urns": [urn], "operation": "CREATE",
                       "callbacks": recorder.callbacks, "context": recorder.context}
-            rt.pending.expect(verification_id, kwargs, due_at, pipe)
-            assert rt.share is not None
-            rt.share.expect([urn], due_at, verification_id, pipe)
+            fleet.pending.expect(verification_id, kwargs, due_at, pipe)
+            assert fleet.status_cache is not None
+            fleet.status_cache.expect([urn], due_at, verification_id, pipe)
         pipe.execute()
     for verification_id, urn in zip(ids, urns, strict=True):
         app.send_task("jobops.verify_job_operation", queue=queue, countdown=countdown_seconds,

@@ -32,19 +32,19 @@ def test_single_job_operations_share_their_calls(
     count = 800 if coalesce == "1" else 200
     urns = posted_urns(count)
     before = len(sandbox.status_calls())
-    rt = runtime()
-    counted_before = float(rt.redis.hget(keys.METRICS, SETTLED_METRIC) or 0)
+    fleet = runtime()
+    counted_before = float(fleet.redis.hget(keys.METRICS, SETTLED_METRIC) or 0)
     verifications = [str(uuid.uuid4()) for _ in urns]
     kwargs = [{"task_urns": [urn], "operation": "CREATE", "callbacks": recorder.callbacks,
                "context": recorder.context} for urn in urns]
     # As scheduling does (one verification per job, registered, its URN due), for all
     # URNs before the first is sent: a burst arriving together, whose first runs would
     # otherwise start while the last are still being registered.
-    with rt.redis.pipeline(transaction=False) as pipe:
+    with fleet.redis.pipeline(transaction=False) as pipe:
         for verification_id, urn, arguments in zip(verifications, urns, kwargs, strict=True):
-            rt.pending.expect(verification_id, arguments, time.time() + 2, pipe)
+            fleet.pending.expect(verification_id, arguments, time.time() + 2, pipe)
             if coalesce == "1":  # as the scheduler does: with coalescing off, nothing is due
-                rt.share.expect([urn], time.time() + 2, verification_id, pipe)
+                fleet.status_cache.expect([urn], time.time() + 2, verification_id, pipe)
         pipe.execute()
     for verification_id, arguments in zip(verifications, kwargs, strict=True):
         app.send_task("jobops.verify_job_operation", queue=queue, countdown=2,
@@ -59,18 +59,18 @@ def test_single_job_operations_share_their_calls(
         assert calls <= math.ceil(count / 40), f"{calls} calls for {count} URNs: {ids}"
         assert calls >= math.ceil(count / per_call)
         # Most verifications were settled by the run whose call answered for them.
-        settled = [v for v in rt.redis.mget([run_key(i, 0) for i in verifications])
+        settled = [v for v in fleet.redis.mget([run_key(i, 0) for i in verifications])
                    if v is not None and v.startswith(b"done:by:")]
         assert len(settled) >= count * 3 // 4, \
             f"{len(settled)} of {count} settled by another run"
-        counted = float(rt.redis.hget(keys.METRICS, SETTLED_METRIC) or 0) - counted_before
+        counted = float(fleet.redis.hget(keys.METRICS, SETTLED_METRIC) or 0) - counted_before
         assert counted >= len(settled)
     else:
         assert calls == count
     deadline = time.monotonic() + 10
-    while rt.pending.count() != (0, 0) and time.monotonic() < deadline:
+    while fleet.pending.count() != (0, 0) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert rt.pending.count() == (0, 0), "every verification is finished and forgotten"
+    assert fleet.pending.count() == (0, 0), "every verification is finished and forgotten"
 
 
 def test_a_companion_is_settled_for_its_owner_only_when_safe(
@@ -80,7 +80,7 @@ def test_a_companion_is_settled_for_its_owner_only_when_safe(
     runs elsewhere, nor for one only partly answered."""
     queue = jobops_worker(JOBOPS_STATUS_FRESH_SECONDS="30")
     sandbox.config.in_progress_seconds = 0
-    rt = runtime()
+    fleet = runtime()
     singles = posted_urns(60)
     busy_urn = posted_urns(1)[0]
     partly = task_urns(post([job(), job()], "CREATE"))
@@ -94,13 +94,13 @@ def test_a_companion_is_settled_for_its_owner_only_when_safe(
     ids = [str(uuid.uuid4()) for _ in operations]
     busy_id, partly_id = ids[-2], ids[-1]
     # The busy verification's round is held by another copy for 3 s (as if running).
-    rt.redis.set(run_key(busy_id, 0), "running:elsewhere", px=3000)
+    fleet.redis.set(run_key(busy_id, 0), "running:elsewhere", px=3000)
     for n, (verification_id, (urns, callbacks, countdown)) in enumerate(
             zip(ids, operations, strict=True)):
         kwargs = {"task_urns": urns, "operation": "CREATE", "callbacks": callbacks,
                   "context": {**recorder.context, "op": n}}
-        rt.pending.expect(verification_id, kwargs, time.time() + 1)
-        rt.share.expect(urns, time.time() + 1, verification_id)
+        fleet.pending.expect(verification_id, kwargs, time.time() + 1)
+        fleet.status_cache.expect(urns, time.time() + 1, verification_id)
         app.send_task("jobops.verify_job_operation", queue=queue, countdown=countdown,
                       kwargs=kwargs, task_id=verification_id)
 
@@ -122,9 +122,9 @@ def test_a_companion_is_settled_for_its_owner_only_when_safe(
                    for c in sandbox.status_calls())
     assert rode_with_singles(busy_urn) and rode_with_singles(partly[0])
     # Both ran their rounds themselves; the partly answered one retries for its held URN.
-    assert rt.redis.get(run_key(busy_id, 0)) == b"done"
-    assert rt.redis.get(run_key(partly_id, 0)) == b"done"
-    assert rt.pending.arguments([partly_id])[0]["task_urns"] == [partly[1]]
-    settled = [v for v in rt.redis.mget([run_key(i, 0) for i in ids[:-2]])
+    assert fleet.redis.get(run_key(busy_id, 0)) == b"done"
+    assert fleet.redis.get(run_key(partly_id, 0)) == b"done"
+    assert fleet.pending.arguments([partly_id])[0]["task_urns"] == [partly[1]]
+    settled = [v for v in fleet.redis.mget([run_key(i, 0) for i in ids[:-2]])
                if v is not None and v.startswith(b"done:by:")]
     assert len(settled) >= 30, f"{len(settled)} of 60 settled by the run that answered them"

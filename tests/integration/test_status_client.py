@@ -10,9 +10,10 @@ import redis
 import requests
 
 from jobops.core.errors import BadBatchKey, Paused, QueryTooLong, TokenError, TransientError
+from jobops.linkedin.oauth import request_token
 from jobops.linkedin.status import StatusClient
 from jobops.state import keys
-from jobops.state.tokens import SharedTokenCache, request_token
+from jobops.state.tokens import SharedTokenCache
 from sandbox import SandboxState
 from settings import get_settings
 from tests.env import SANDBOX_URL

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jobops.state.batches import batch_spec
-from tasks.callbacks import batch_task_id, describe_batch
+from workers.callbacks import batch_task_id, describe_batch
 
 
 def test_equal_callbacks_share_one_batch() -> None:

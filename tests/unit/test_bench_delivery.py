@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bench.delivery import SHARED_KEYS, delivery_settings
-from settings import Settings, celery_config
+from settings import Settings
+from workers.config import celery_config
 
 
 @pytest.mark.parametrize("env", [{}, {"JOBOPS_ETA_TASK_LIMIT": "250",

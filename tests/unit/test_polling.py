@@ -9,10 +9,9 @@ import pytest
 
 from jobops.core.errors import BadBatchKey, TransientError
 from jobops.core.outcomes import Operation
-from jobops.core.polling import poll
+from jobops.core.polling import StatusPage, poll
 from jobops.core.request import VerificationRequest
 from jobops.core.rounds import run_once
-from jobops.linkedin.status import StatusPage
 from settings import load_settings
 
 A, B, C, D = (f"urn:li:simpleJobPostingTask:{c * 8}" for c in "abcd")

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from jobops.core.errors import BadBatchKey, LinkedInError, RequestRefused
-from jobops.core.polling import ISOLATION_CALLS, poll
+from jobops.core.polling import ISOLATION_CALLS, StatusPage, poll
 from jobops.core.urns import CANARY_URN
-from jobops.linkedin.status import StatusPage
 
 URNS = [f"urn:li:simpleJobPostingTask:{i:08d}-1111-2222-3333-444444444444" for i in range(54)]
 BATCH_KEY = "Batch key parameter value is invalid"

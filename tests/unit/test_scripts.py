@@ -6,7 +6,7 @@ import uuid
 
 import redis
 
-from jobops.state import lua as scripts
+from jobops.state import lua
 
 
 def test_a_pipeline_with_a_script_redis_has_not_seen_runs_it_once(store: redis.Redis
@@ -16,7 +16,7 @@ def test_a_pipeline_with_a_script_redis_has_not_seen_runs_it_once(store: redis.R
                                    "return redis.call('INCR', KEYS[1])")
     with store.pipeline(transaction=False) as pipe:
         pipe.set("test:scripts:plain", "1")
-        scripts.queue(pipe, script, ["test:scripts:counter"], [])
+        lua.queue(pipe, script, ["test:scripts:counter"], [])
         results = pipe.execute()
     assert results[-1] == 1
     assert store.get("test:scripts:counter") == b"1"

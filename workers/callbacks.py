@@ -14,7 +14,7 @@ from redis.client import Pipeline
 
 from jobops.core.request import DEFAULT_CALLBACK
 from jobops.state.keys import BATCH_TASK_ID_PREFIX, OUTCOME_TASK_ID_PREFIX
-from workers.runtime import Runtime
+from workers.runtime import Fleet
 
 log = logging.getLogger(__name__)
 _NAMESPACE = uuid.UUID("6f1c39c5-3c7e-4f55-9a44-2f0b8f1c5a10")
@@ -57,7 +57,7 @@ def _routed(sig: Signature, default_queue: str) -> Signature:
 
 def deliver(
     app: Celery,
-    rt: Runtime,
+    fleet: Fleet,
     items: Sequence[tuple[str, dict[str, Any], Any]],
     batch: Any = None,
     prefetched: Mapping[str, Any] | None = None,
@@ -75,7 +75,7 @@ def deliver(
     ``producer``: publish with it (and in its open batch, if any).
     """
     fresh = [item for item, seen in zip(
-        items, rt.records.seen([k for k, _, _ in items], prefetched), strict=True) if not seen]
+        items, fleet.records.seen([k for k, _, _ in items], prefetched), strict=True) if not seen]
     sent = 0
     with app.producer_or_acquire(producer) as producer:
         # One round trip for all of this run's callbacks (kombu's batch publish on Redis).
@@ -83,7 +83,7 @@ def deliver(
             for key, payload, spec in fresh:
                 if spec is None:
                     continue
-                build_signature(app, spec, rt.settings.callback_queue).apply_async(
+                build_signature(app, spec, fleet.settings.callback_queue).apply_async(
                     args=(payload,), task_id=callback_task_id(key), producer=producer,
                     argsrepr=describe_payload(payload))
                 sent += 1
@@ -93,16 +93,16 @@ def deliver(
             # per-outcome marker turns into nothing.
             added = [(key, payload) for key, payload, _ in fresh]
             if pipe is None:
-                sealed = rt.batches.append(rt.batches.spec(batch), added)
+                sealed = fleet.batches.append(fleet.batches.spec(batch), added)
             else:
-                read = rt.batches.queue_append(pipe, rt.batches.spec(batch), added)
+                read = fleet.batches.queue_append(pipe, fleet.batches.spec(batch), added)
                 if after is None:
                     raise ValueError("deliver with a pipe and a batch needs an after list")
                 # A crash before this runs leaves the batch sealed: a flusher sends it.
-                after.append(lambda results: publish_batches(app, rt, read(results)))
+                after.append(lambda results: publish_batches(app, fleet, read(results)))
         # Recorded after sending: a crash in between sends again (same task id), never loses.
-        rt.records.write([(key, payload) for key, payload, _ in fresh], pipe)
-        publish_batches(app, rt, sealed, producer)
+        fleet.records.write([(key, payload) for key, payload, _ in fresh], pipe)
+        publish_batches(app, fleet, sealed, producer)
     if len(fresh) < len(items):
         log.info("skipped %d outcomes delivered earlier", len(items) - len(fresh))
     return sent
@@ -125,24 +125,24 @@ def describe_batch(outcomes: Sequence[Mapping[str, Any]]) -> str:
     return f"BATCH · {len(outcomes)} {noun} ({', '.join(names)}{more})"
 
 
-def publish_batches(app: Celery, rt: Runtime, sealed_ids: Sequence[str],
+def publish_batches(app: Celery, fleet: Fleet, sealed_ids: Sequence[str],
                     producer: Any = None) -> int:
     """Send sealed batches, then forget each; returns how many were sent.
 
     A batch whose sending fails stays sealed, and a flusher sends it again later.
     """
-    batches = rt.batches.sealed(sealed_ids)
+    batches = fleet.batches.sealed(sealed_ids)
     if not batches:
         return 0
     with app.producer_or_acquire(producer) as producer:
         for batch in batches:
-            build_signature(app, batch.signature, rt.settings.callback_queue).apply_async(
+            build_signature(app, batch.signature, fleet.settings.callback_queue).apply_async(
                 args=(batch.outcomes,), task_id=batch_task_id(batch.sealed_id),
                 producer=producer, argsrepr=describe_batch(batch.outcomes))
             # Forgotten only once sent: a failed send leaves it sealed for a flusher.
-            rt.batches.sent(batch.sealed_id)
-            rt.metrics.add("jobops_batches_sent_total")
-            rt.metrics.add("jobops_batched_outcomes_total", len(batch.outcomes))
+            fleet.batches.sent(batch.sealed_id)
+            fleet.metrics.add("jobops_batches_sent_total")
+            fleet.metrics.add("jobops_batched_outcomes_total", len(batch.outcomes))
             log.info("sent batch %s: %d outcomes to %s", batch.sealed_id,
                      len(batch.outcomes), batch.signature["task"])
     return len(batches)
