@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from jobops.core.outcomes import Operation, Status
+from jobops.core.outcomes import Operation, Status, count_statuses
 
 ANY_LOCATION = "*"
 
@@ -50,9 +50,7 @@ def job_summary(external_job_posting_id: str, operation: str, context: Any,
     """One object for a job over all its locations, for the JOB_COMPLETE callback."""
     locations = [{"location": o["location"], "status": o["status"], "task_urn": o["task_urn"],
                   "job_live": o["job_live"]} for o in outcomes]
-    statuses: dict[str, int] = {}
-    for outcome in outcomes:
-        statuses[outcome["status"]] = statuses.get(outcome["status"], 0) + 1
+    statuses = count_statuses(outcomes)
     not_ok = [entry for entry in locations if entry["status"] != Status.SUCCEEDED]
     return {
         "kind": "job_summary",

@@ -14,6 +14,7 @@ but failed payload validation".
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -112,3 +113,30 @@ def build_outcome(
         "requested_at": utc_iso(requested_at),
         "decided_at": utc_iso(decided_at),
     }
+
+
+def count_statuses(outcomes: Iterable[Mapping[str, Any]],
+                   earlier: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Outcomes by status, added to ``earlier`` counts."""
+    counts = dict(earlier or {})
+    for outcome in outcomes:
+        counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+    return counts
+
+
+#: Columns of an outcome as people read it (the demo, ``jobops outcome`` and ``watch``).
+OUTCOME_COLUMNS = ("status", "operation", "job", "location", "live", "detail")
+
+
+def outcome_cells(outcome: Mapping[str, Any]) -> dict[str, str]:
+    """An outcome's columns as text: the first error's code and fix stand for the rest."""
+    live = {True: "live", False: "not live", None: "-"}[outcome["job_live"]]
+    job = outcome["external_job_posting_id"] or f"(element {outcome.get('element_index')})"
+    detail = outcome.get("job_posting") or ""
+    errors = outcome["errors"]
+    if errors:
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        detail = f"{errors[0]['code']}{more}: {errors[0]['resolution']}"
+    return {"status": str(outcome["status"]), "operation": str(outcome["operation"]),
+            "job": job, "location": outcome["location"] or "-", "live": live,
+            "detail": detail}

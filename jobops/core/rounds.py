@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from jobops.core.cadence import Cadence, Jitter
 from jobops.core.catalogue import expired_entry, gone_entry, invalid_urn_entry, unchecked_entry
 from jobops.core.errors import LinkedInError
-from jobops.core.outcomes import Status, build_outcome, is_terminal
+from jobops.core.outcomes import Status, build_outcome, count_statuses, is_terminal
 from jobops.core.polling import Fetcher, PollReport, StatusCache, poll
 from jobops.core.request import VerificationRequest
 from jobops.core.urns import describe_invalid, is_task_urn
@@ -43,10 +43,7 @@ class RunResult:
 
     def tally(self, earlier: Mapping[str, int]) -> dict[str, int]:
         """Outcomes by status, this run's added to ``earlier`` rounds'."""
-        counts = dict(earlier)
-        for outcome in self.outcomes:
-            counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
-        return counts
+        return count_statuses(self.outcomes, earlier)
 
     def summary(self, operation: str, earlier: Mapping[str, int]) -> dict[str, Any]:
         return {

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from jobops.core.outcomes import count_statuses, outcome_cells
 from jobops.dev.processes import redis_answers, start_redis, start_worker, stop, wait_ready
 from sandbox import SandboxConfig, SandboxServer, SandboxState
 from settings.urls import masked
@@ -63,16 +64,9 @@ def batches(run: str) -> list[tuple[str, list[dict[str, Any]]]]:
 
 
 def _line(outcome: dict[str, Any]) -> str:
-    live = {True: "live", False: "not live", None: "-"}[outcome["job_live"]]
-    who = outcome["external_job_posting_id"] or f"(element {outcome.get('element_index')})"
-    where = outcome["location"] or "-"
-    detail = outcome["job_posting"] or ""
-    if outcome["errors"]:
-        first = outcome["errors"][0]
-        more = f" (+{len(outcome['errors']) - 1} more)" if len(outcome["errors"]) > 1 else ""
-        detail = f"{first['code']}{more}: {first['resolution']}"
-    return (f"{outcome['status']:<10} {outcome['operation']:<7} {who:<16} {where:<18} "
-            f"{live:<9} {detail}")
+    cells = outcome_cells(outcome)
+    return (f"{cells['status']:<10} {cells['operation']:<7} {cells['job']:<16} "
+            f"{cells['location']:<18} {cells['live']:<9} {cells['detail']}")
 
 
 def run_demo(timeout_seconds: float = 120.0) -> int:
@@ -149,7 +143,7 @@ def _drive(run: str, env: dict[str, str], state: SandboxState, workdir: Path,
         if item is None:
             continue
         outcome = json.loads(item[1])
-        seen[outcome["status"]] = seen.get(outcome["status"], 0) + 1
+        seen = count_statuses([outcome], seen)
         print(_line(outcome), flush=True)
     else:
         print(f"\ntimed out after {timeout_seconds:.0f} s; worker logs are in {workdir}")
