@@ -25,6 +25,7 @@ from jobops.core.outcomes import Operation, Status, build_outcome
 from jobops.core.request import (
     BATCH_CALLBACK,
     MAX_ANSWER_ELEMENTS,
+    SCHEDULE_TASK,
     VERIFY_TASK,
     VerificationRequest,
     describe,
@@ -250,7 +251,7 @@ def _deliver_refused(request: VerificationRequest, own_id: str,
     fleet.metrics.flush(fleet.redis, force=True)
 
 
-@app.task(bind=True, name="jobops.schedule_verification", throws=(InvalidRequest,))
+@app.task(bind=True, name=SCHEDULE_TASK, throws=(InvalidRequest,))
 def schedule_verification(
     self: Task,
     post_answer: Any,

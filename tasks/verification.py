@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -39,6 +38,7 @@ from jobops.state.leases import LeaseLost
 from jobops.state.stuck import error_text
 from workers import app
 from workers.callbacks import deliver, outcome_callback
+from workers.companions import Companion, claim_companions
 from workers.runtime import Fleet, current, runtime
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class _Heartbeat:
         return self._rt.client.request_refused(error)
 
 
-@app.task(bind=True, name="jobops.verify_job_operation", max_retries=None)
+@app.task(bind=True, name=VERIFY_TASK, max_retries=None)
 def verify_job_operation(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Verify the task URNs of one CREATE/UPDATE/RENEW/CLOSE call."""
     try:
@@ -309,83 +309,13 @@ def _reads(fleet: Fleet, request: VerificationRequest) -> list[str]:
     return reads
 
 
-@dataclass
-class _Companion:
-    """Another verification whose every pending URN this run's call answered: settled
-    here, under its round's lease, so its own message finds the round done."""
-    verification_id: str
-    request: VerificationRequest
-    holder: str
-    result: RunResult
-    records: dict[str, Any]
-
-
-def _claim_companions(fleet: Fleet, own_id: str, result: RunResult, now: float
-                      ) -> list[_Companion]:
-    """Claim the rounds of the verifications this run's answers settle completely.
-
-    One whose round runs elsewhere, or ran, is skipped: it reads the shared statuses. So
-    is one holding a URN that another verification now owns (a URN scheduled twice):
-    each URN is settled by, and for, one verification only.
-    """
-    if fleet.status_cache is None or not result.companions:
-        return []
-    answered = result.companions
-    owners = fleet.status_cache.owners(list(answered))
-    ids = sorted({owner for owner in owners.values() if owner != own_id})
-    if not ids:
-        return []
-    wanted = _owned_requests(fleet, ids, owners, now)
-    if not wanted:
-        return []
-    record_keys = [outcome_key(u) for _, request in wanted for u in request.task_urns]
-    holders, records = fleet.leases.claim_many(
-        [(verification_id, request.poll_round) for verification_id, request in wanted],
-        record_keys)
-    claimed = []
-    for (verification_id, request), holder in zip(wanted, holders, strict=True):
-        if holder is None:
-            continue
-        try:
-            settled = run_once(request, fleet.client, fleet.settings, now, answers=answered)
-            if settled.pending or settled.calls:
-                raise RuntimeError(f"{len(settled.pending)} URNs left pending")
-        except Exception:
-            # Not this run's failure: the companion's own run delivers for itself.
-            log.exception("verification %s could not be settled by %s; left to its own run",
-                          verification_id, own_id)
-            fleet.leases.release(verification_id, request.poll_round, holder)
-            continue
-        fleet.keeper.hold(verification_id, request.poll_round, holder)
-        claimed.append(_Companion(verification_id, request, holder, settled, records))
-    return claimed
-
-
-def _owned_requests(fleet: Fleet, ids: list[str], owners: Mapping[str, str], now: float
-                    ) -> list[tuple[str, VerificationRequest]]:
-    """The registered next round of each verification whose every URN it owns."""
-    wanted = []
-    for verification_id, kwargs in zip(ids, fleet.pending.arguments(ids), strict=True):
-        if kwargs is None:
-            continue
-        try:
-            request = parse_request(kwargs, now=now, strict=False,
-                                    max_countdown_seconds=fleet.settings.cadence.max_countdown_seconds)
-        except InvalidRequest:
-            continue  # a poison message; its own run logs and drops it
-        askable = [u for u in request.task_urns if is_task_urn(u)]
-        if askable and all(owners.get(u) == verification_id for u in askable):
-            wanted.append((verification_id, request))
-    return wanted
-
-
 def _run_round(task: Task, fleet: Fleet, request: VerificationRequest, now: float,
                prefetched: Mapping[str, Any], holder: str) -> dict[str, Any]:
     result = run_once(request, _Heartbeat(fleet, task.request.id, request.poll_round),
                       fleet.settings, now, cache=fleet.status_cache, prefetched=prefetched)
-    others: list[_Companion] = []
+    others: list[Companion] = []
     try:
-        others = _claim_companions(fleet, task.request.id, result, now)
+        others = claim_companions(fleet, task.request.id, result, now)
         return _end_round(task, fleet, request, result, now, prefetched, others, holder)
     except Retry:
         raise
@@ -399,7 +329,7 @@ def _run_round(task: Task, fleet: Fleet, request: VerificationRequest, now: floa
 
 
 def _end_round(task: Task, fleet: Fleet, request: VerificationRequest, result: RunResult,
-               now: float, prefetched: Mapping[str, Any], others: list[_Companion],
+               now: float, prefetched: Mapping[str, Any], others: list[Companion],
                holder: str, last: bool = False) -> dict[str, Any]:
     """Deliver and record the round, then retry or end; ``last``: the verification's end
     at its deadline after failing runs, delivered with whatever can still be read."""
@@ -470,7 +400,7 @@ def _write_round(pipe: Pipeline, after: list[Callable[[list[Any]], object]]) -> 
 def _finish_round(task: Task, fleet: Fleet, request: VerificationRequest, result: RunResult,
                   jobs: dict[str, list[str]], pipe: Pipeline,
                   after: list[Callable[[list[Any]], object]],
-                  others: list[_Companion], holder: str) -> dict[str, Any]:
+                  others: list[Companion], holder: str) -> dict[str, Any]:
     """Log the round; retry if URNs are pending (after executing ``pipe``), else queue
     the round's end into ``pipe``."""
     summary = result.summary(request.operation.value, request.tally)

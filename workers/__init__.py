@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import sys
+
 from celery import Celery
 
+from jobops.core.errors import ConfigurationError
 from settings import get_settings
 from workers.broker import KeepUndecodable, RestoreHeld
 from workers.config import celery_config
 
+try:
+    _settings = get_settings()
+except ConfigurationError as error:
+    # Before Celery wraps it in "Unable to load celery application" and a traceback;
+    # SystemExit is no Exception, so Celery's loader lets it through.
+    print(f"jobops: {error}", file=sys.stderr)
+    raise SystemExit(2) from None
+
 # kombu's Redis transport, made to outlive its broker (see workers.broker).
 app = Celery("jobops", amqp="workers.broker:AMQP")
-app.conf.update(celery_config(get_settings()))
+app.conf.update(celery_config(_settings))
 app.steps["consumer"].update({RestoreHeld, KeepUndecodable})
 app.conf.include = ["tasks.verification", "tasks.scheduling", "workers.sweeper",
                     "workers.flusher", "workers.checks"]

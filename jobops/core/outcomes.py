@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from jobops.core.catalogue import ErrorEntry, parse_error_message
 
@@ -79,6 +79,29 @@ def _text(value: Any) -> str | None:
         return str(value)
 
 
+class Outcome(TypedDict):
+    """The outcome of one task URN, as callbacks receive it and ``jobops outcome`` prints it."""
+
+    task_urn: str | None
+    status: str  # a Status value
+    operation: str  # an Operation value
+    external_job_posting_id: str | None
+    job_posting: str | None
+    location: str | None
+    error_message: str | None
+    errors: list[ErrorEntry]
+    #: True: the job is live on LinkedIn; False: it is not; None: this outcome cannot say
+    #: (a FAILED UPDATE, a DUPLICATE_CREATE) and no earlier outcome of the job said.
+    job_live: bool | None
+    context: Any
+    requested_at: str
+    decided_at: str
+    #: Only where ``job_live`` was borrowed from the job's earlier operation.
+    job_live_from: NotRequired[dict[str, Any]]
+    #: Only for an element refused at posting time: its position in the POST answer.
+    element_index: NotRequired[int]
+
+
 def build_outcome(
     *,
     task_urn: str | None,
@@ -91,7 +114,8 @@ def build_outcome(
     error_message: str | None = None,
     errors: list[ErrorEntry] | None = None,
 ) -> dict[str, Any]:
-    """The outcome for one URN; ``result`` is LinkedIn's entry for it, when there is one."""
+    """The outcome for one URN (an :class:`Outcome`); ``result`` is LinkedIn's entry for it,
+    when there is one."""
     result = result or {}
     message = _text(result.get("errorMessage")) if error_message is None else error_message
     entries = parse_error_message(message) if errors is None else errors

@@ -24,6 +24,8 @@ from jobops.core.urns import describe_invalid, is_task_urn
 
 #: The task these are the arguments of, as a pipeline sends it by name.
 VERIFY_TASK = "jobops.verify_job_operation"
+#: The task a pipeline sends with a saved POST answer.
+SCHEDULE_TASK = "jobops.schedule_verification"
 # DEFAULT receives every outcome whose status has no callback of its own.
 DEFAULT_CALLBACK = "DEFAULT"
 # JOB_COMPLETE receives one summary per job once all its locations have ended.

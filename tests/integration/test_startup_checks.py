@@ -3,6 +3,8 @@ LinkedIn credentials. Real worker processes, each Redis of the test's own."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -78,3 +80,16 @@ def test_no_credentials_stops_the_worker(
     code, log = worker_log(LINKEDIN_CLIENT_ID="", LINKEDIN_CLIENT_SECRET="")
     assert code not in (None, 0), log[-2000:]
     assert "LINKEDIN_CLIENT_ID" in log and "LINKEDIN_CLIENT_SECRET" in log
+
+
+@pytest.mark.parametrize("command", [["worker", "--pool=solo"], ["flower", "--port=0"]])
+def test_a_bad_setting_is_the_first_thing_a_worker_prints(command: list[str]) -> None:
+    env = {**TEST_ENV, "JOBOPS_POLL_INTERVAL_SECONDS": "every minute"}
+    done = subprocess.run([sys.executable, "-m", "celery", "-A", "workers", *command],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == "jobops: jobops settings are invalid:", done.stderr[-2000:]
+    assert "JOBOPS_POLL_INTERVAL_SECONDS" in lines[1] and "every minute" in lines[1]
+    assert "Traceback" not in done.stderr
+    assert "Unable to load celery application" not in done.stderr

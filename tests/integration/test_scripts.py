@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import redis
 
 from jobops.state import lua
+
+pytestmark = pytest.mark.integration
 
 
 def test_a_pipeline_with_a_script_redis_has_not_seen_runs_it_once(store: redis.Redis
