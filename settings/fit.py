@@ -1,22 +1,4 @@
-"""Settings that must fit together, and the defaults that give way to what the user set.
-
-A countdown must stay under half of the visibility timeout (or Redis runs the task twice),
-the first poll step under the cap, a token refresh's lock must outlive its HTTP call, and
-the quota reserve must leave some of the daily limit. When the user sets one side and not
-the other, the default on the other side follows instead of stopping the worker:
-
-    JOBOPS_POLL_INTERVAL_SECONDS       60, at most the cap
-    JOBOPS_MAX_POLL_INTERVAL_SECONDS   1800, at most half the visibility timeout set,
-                                       at least the poll interval set
-    JOBOPS_FIRST_CHECK_SECONDS         300, at most half the visibility timeout set
-    JOBOPS_VISIBILITY_TIMEOUT_SECONDS  7200, at least twice the first check and the cap
-    JOBOPS_TOKEN_LOCK_SECONDS          40, or 4/3 of a longer HTTP timeout
-    JOBOPS_HTTP_TIMEOUT_SECONDS        30, or 3/4 of a shorter token lock
-    JOBOPS_QUOTA_RESERVE               1000, at most a tenth of the daily limit
-
-Only values the user set can conflict; the error names both and how to fix them. The
-daily limit never follows the reserve: it is LinkedIn's, not a default to raise.
-"""
+"""Settings that must fit together, and the defaults that give way to what the user set."""
 
 from __future__ import annotations
 
@@ -59,6 +41,8 @@ class _Values:
 
 
 def _poll_timing(v: _Values) -> None:
+    """A countdown must stay under half of the visibility timeout (or Redis runs the task
+    twice), and the first poll step under the cap."""
     if not v.default("visibility_timeout_seconds"):
         half = v["visibility_timeout_seconds"] / 2
         v.follow("first_check_seconds", min(v["first_check_seconds"], half))
@@ -88,6 +72,7 @@ def _poll_timing(v: _Values) -> None:
 
 
 def _token_lock(v: _Values) -> None:
+    """A token refresh's lock must outlive its HTTP call."""
     if v["token_lock_seconds"] > v["http_timeout_seconds"]:
         return
     v.follow("token_lock_seconds", v["http_timeout_seconds"] / HTTP_TIMEOUT_PER_LOCK)
@@ -100,6 +85,8 @@ def _token_lock(v: _Values) -> None:
 
 
 def _quota_reserve(v: _Values) -> None:
+    """The quota reserve must leave some of the daily limit. The daily limit never follows
+    the reserve: it is LinkedIn's, not a default to raise."""
     v.follow("quota_reserve", min(v["quota_reserve"], v["daily_call_limit"] // RESERVE_SHARE))
     if v["quota_reserve"] >= v["daily_call_limit"]:
         raise ValueError(f"{v.shown('quota_reserve')} leaves nothing of "
@@ -109,7 +96,22 @@ def _quota_reserve(v: _Values) -> None:
 def fit(values: Mapping[str, float], given: Set[str], env_names: Mapping[str, str]
         ) -> dict[str, float]:
     """The defaults among ``values`` moved to fit what was ``given``; ValueError naming
-    both variables if two given values conflict."""
+    both variables if two given values conflict.
+
+    When the user sets one side and not the other, the default on the other side follows
+    instead of stopping the worker:
+
+        JOBOPS_POLL_INTERVAL_SECONDS       60, at most the cap
+        JOBOPS_MAX_POLL_INTERVAL_SECONDS   1800, at most half the visibility timeout set,
+                                           at least the poll interval set
+        JOBOPS_FIRST_CHECK_SECONDS         300, at most half the visibility timeout set
+        JOBOPS_VISIBILITY_TIMEOUT_SECONDS  7200, at least twice the first check and the cap
+        JOBOPS_TOKEN_LOCK_SECONDS          40, or 4/3 of a longer HTTP timeout
+        JOBOPS_HTTP_TIMEOUT_SECONDS        30, or 3/4 of a shorter token lock
+        JOBOPS_QUOTA_RESERVE               1000, at most a tenth of the daily limit
+
+    Only values the user set can conflict; the error names both and how to fix them.
+    """
     v = _Values(values, given, env_names)
     _poll_timing(v)
     _token_lock(v)

@@ -1,15 +1,4 @@
-"""Scheduling verifications: from a POST answer or from a list of task URNs.
-
-Everything is checked before anything is sent: a malformed URN, operation, callback,
-context or countdown raises :class:`jobops.core.errors.InvalidRequest` and nothing is enqueued.
-
-Scheduling can be idempotent: given an idempotency key (the ``schedule_verification``
-task always uses its own task id), verification ids and the callback ids of elements
-refused at posting time derive from it, and each verification is registered once
-(``jobops:scheduled:<id>``). Run again — a message handed back after its worker died —
-it sends nothing new; if the first run died between registering and publishing, it
-publishes the message, with the same task id (the round's lease runs two copies once).
-"""
+"""Scheduling verifications: from a POST answer or from a list of task URNs."""
 
 from __future__ import annotations
 
@@ -101,6 +90,15 @@ def _note_published(fleet: Fleet, verification_id: str) -> None:
 
 def _send(request: VerificationRequest, countdown: float, idempotency_key: str | None
           ) -> list[str]:
+    """Register and publish the request's verifications; returns their ids.
+
+    Scheduling can be idempotent: given an idempotency key (the ``schedule_verification``
+    task always uses its own task id), verification ids and the callback ids of elements
+    refused at posting time derive from it, and each verification is registered once
+    (``jobops:scheduled:<id>``). Run again — a message handed back after its worker died —
+    it sends nothing new; if the first run died between registering and publishing, it
+    publishes the message, with the same task id (the round's lease runs two copies once).
+    """
     fleet = runtime()
     urns = list(request.task_urns)
     ids = []
@@ -122,7 +120,9 @@ def _send(request: VerificationRequest, countdown: float, idempotency_key: str |
 
 def _checked(kwargs: dict[str, Any], countdown_seconds: Any, idempotency_key: Any, now: float
              ) -> tuple[VerificationRequest, float, str | None]:
-    """The request, its first countdown and its idempotency key, all checked."""
+    """The request, its first countdown and its idempotency key, all checked before
+    anything is sent: a malformed URN, operation, callback, context or countdown raises
+    :class:`jobops.core.errors.InvalidRequest` and nothing is enqueued."""
     cadence = runtime().settings.cadence
     max_seconds = cadence.max_countdown_seconds
     countdown = cadence.first_check_seconds if countdown_seconds is None \

@@ -1,9 +1,4 @@
-"""``jobops.verify_job_operation``: poll, deliver outcomes, retry with what is pending.
-
-A run whose call answered every URN another verification waits for (a companion, see
-``jobops.state.status_cache``) also settles that verification, under its round's lease: its
-callbacks, records and end of round go with this run's own.
-"""
+"""``jobops.verify_job_operation``: poll, deliver outcomes, retry with what is pending."""
 
 from __future__ import annotations
 
@@ -311,6 +306,10 @@ def _reads(fleet: Fleet, request: VerificationRequest) -> list[str]:
 
 def _run_round(task: Task, fleet: Fleet, request: VerificationRequest, now: float,
                prefetched: Mapping[str, Any], holder: str) -> dict[str, Any]:
+    """Run the claimed round. A run whose call answered every URN another verification
+    waits for (a companion: see ``jobops.state.status_cache`` and ``workers.companions``)
+    also settles that verification, under its round's lease: its callbacks, records and end
+    of round go with this run's own."""
     result = run_once(request, _Heartbeat(fleet, task.request.id, request.poll_round),
                       fleet.settings, now, cache=fleet.status_cache, prefetched=prefetched)
     others: list[Companion] = []

@@ -1,33 +1,5 @@
-"""The jobops app's Redis transport: kombu 5.7's, made to outlive its broker.
-
-Three things kombu's own Redis transport does that a worker must not:
-
-- **Exit when Redis goes away.** On a lost connection Celery first collects the kombu
-  connection, which lets go of its connection info (``transport.client = None``), then
-  closes it; closing the channel restores its unacknowledged messages through a new
-  connection pool built from that info: ``AttributeError: 'NoneType' object has no
-  attribute 'hostname'``, "Unrecoverable error", and the worker process exits. Here a
-  channel keeps its own connection parameters, so it can still restore and acknowledge.
-- **Leave the messages it held for the visibility timeout.** The restore cannot reach a
-  Redis that is down, so the messages stay in kombu's ``unacked`` hash, where any worker's
-  ``restore_visible`` finds them once the visibility timeout has passed (hours). Here the
-  worker hands them back itself as soon as it has reconnected (``RestoreHeld``), except
-  those its pool is still running, which it acknowledges when they end.
-- **Queue a callback again when a publish is retried.** A publish whose connection died
-  after Redis ran it and before its reply came is sent again (kombu's publish retry), and
-  a run whose batch of callbacks failed that way sends them all again: copies with one
-  task id. Here a message whose task id marks it as a callback (``keys.
-  ONCE_TASK_ID_PREFIXES``) is queued with a marker, both in one script, and not queued
-  again while the marker lives (two visibility timeouts: longer than any path that
-  sends a callback again).
-- **Exit on a message it cannot read.** Bytes on the queue that are not JSON raise
-  ``JSONDecodeError`` in the event loop, JSON that is not a kombu message ``KeyError``
-  or ``TypeError``, and the worker exits. Here they are logged and kept as dead letters
-  (``jobops.state.dead_letters``), and the worker goes on.
-
-The app uses it through ``AMQP`` (``Celery(amqp=...)``): a ``redis://`` or ``rediss://``
-broker URL gets this transport; kombu's URL handling (TLS for ``rediss``) is unchanged.
-"""
+"""The jobops app's Redis transport: kombu 5.7's, made to outlive its broker, to keep the
+messages it cannot read, and to queue each callback once."""
 
 from __future__ import annotations
 
@@ -119,7 +91,7 @@ class Channel(kombu_redis.Channel):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Taken while the transport still knows them (see the module docstring).
+        # Taken while the transport still knows them (see ``pool``).
         self._own_params = self._connparams()
         #: (Redis list, raw message) taken off a queue, then the connection failed before
         #: the message was recorded as unacknowledged: only this process has it.
@@ -141,6 +113,15 @@ class Channel(kombu_redis.Channel):
         return restored
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
+        """kombu's, but a callback is queued at most once while its marker lives.
+
+        A publish whose connection died after Redis ran it and before its reply came is
+        sent again (kombu's publish retry), and a run whose batch of callbacks failed that
+        way sends them all again: copies with one task id. So a message whose task id marks
+        it as a callback (``keys.ONCE_TASK_ID_PREFIXES``) is queued with a marker, both in
+        one script, and not queued again while the marker lives (two visibility timeouts:
+        longer than any path that sends a callback again).
+        """
         task_id = (message.get("headers") or {}).get("id")
         if not (self.enqueue_once_seconds and isinstance(task_id, str)
                 and task_id.startswith(tuple(self.enqueue_once_prefixes))
@@ -160,6 +141,16 @@ class Channel(kombu_redis.Channel):
 
     @property
     def pool(self) -> redis.ConnectionPool:
+        """kombu's, but built from the channel's own connection parameters once the
+        transport has let go of its own.
+
+        On a lost connection Celery first collects the kombu connection, which lets go of
+        its connection info (``transport.client = None``), then closes it; closing the
+        channel restores its unacknowledged messages through a new connection pool built
+        from that info: ``AttributeError: 'NoneType' object has no attribute 'hostname'``,
+        "Unrecoverable error", and the worker process exits. With its own parameters the
+        channel can still restore and acknowledge.
+        """
         pool: redis.ConnectionPool | None = self._pool
         if pool is None:
             if self.connection is None or self.connection.client is None:
@@ -170,7 +161,10 @@ class Channel(kombu_redis.Channel):
         return pool
 
     def _brpop_read(self, **options: Any) -> bool:
-        # kombu 5.7's, but a message that cannot be read is set aside, not raised.
+        # kombu 5.7's, but a message that cannot be read is set aside, not raised: bytes
+        # that are not JSON raise JSONDecodeError in the event loop, JSON that is not a
+        # kombu message KeyError or TypeError, and the worker would exit. They are logged
+        # and kept as dead letters (jobops.state.dead_letters), and the worker goes on.
         try:
             try:
                 dest__item = self.client.parse_response(self.client.connection, "BRPOP",
@@ -265,11 +259,22 @@ class ConnectionPool(kombu.connection.ConnectionPool):
 
 
 class AMQP(CeleryAMQP):
+    """How the app gets this transport (``Celery(amqp=...)``): a ``redis://`` or
+    ``rediss://`` broker URL gets it; kombu's URL handling (TLS for ``rediss``) is
+    unchanged."""
+
     Connection = Connection
 
 
 class RestoreHeld(bootsteps.StartStopStep):
-    """After a reconnect, hand back what the lost connection held (Channel.hand_back)."""
+    """After a reconnect, hand back what the lost connection held (Channel.hand_back).
+
+    kombu's restore at close cannot reach a Redis that is down, so the messages stay in its
+    ``unacked`` hash, where any worker's ``restore_visible`` finds them only once the
+    visibility timeout has passed (hours). This worker hands them back itself as soon as it
+    has reconnected, except those its pool is still running, which it acknowledges when
+    they end.
+    """
 
     requires = ("celery.worker.consumer.tasks:Tasks",)
 

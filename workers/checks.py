@@ -1,11 +1,5 @@
 """What a worker checks before it takes work: credentials to call LinkedIn with, and a Redis
-that never drops jobops' state to make room.
-
-jobops keeps TTLs on live state (the token, leases, pending verifications, outcome
-records), so a ``volatile-*`` policy may evict it; an ``allkeys-*`` one may evict queued
-tasks too. Either loses verifications without a trace, so the worker refuses to start
-unless JOBOPS_ALLOW_EVICTION says otherwise.
-"""
+that never drops jobops' state to make room."""
 
 from __future__ import annotations
 
@@ -48,7 +42,13 @@ def check_credentials(settings: Settings) -> None:
 
 
 def check_eviction(url: str, allow_eviction: bool) -> None:
-    """Refuse (or warn, if allowed) when the Redis at ``url`` may evict keys."""
+    """Refuse (or warn, if allowed) when the Redis at ``url`` may evict keys.
+
+    jobops keeps TTLs on live state (the token, leases, pending verifications, outcome
+    records), so a ``volatile-*`` policy may evict it; an ``allkeys-*`` one may evict
+    queued tasks too. Either loses verifications without a trace, so the worker refuses to
+    start unless JOBOPS_ALLOW_EVICTION says otherwise.
+    """
     shown = masked(url)
     try:
         with redis.Redis.from_url(url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS,

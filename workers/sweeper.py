@@ -1,9 +1,4 @@
-"""Re-sends verifications whose next round was lost, not merely late (see jobops.state.registry).
-
-Runs as a thread in each worker's main process; a lock in Redis lets one sweep at a time
-for the whole fleet. A sweep searches the broker only when some round is overdue, and
-then once for all of them: every registered queue's list and the unacknowledged messages.
-"""
+"""Re-sends verifications whose next round was lost, not merely late (see jobops.state.registry)."""
 
 from __future__ import annotations
 
@@ -28,7 +23,12 @@ IDS_SHOWN = 5
 
 
 def sweep_once(fleet: Fleet, now: float) -> int:
-    """Re-send every lost round, if no other process is sweeping; returns how many."""
+    """Re-send every lost round, if no other process is sweeping; returns how many.
+
+    A lock in Redis lets one sweep at a time for the whole fleet. A sweep searches the
+    broker only when some round is overdue, and then once for all of them: every registered
+    queue's list and the unacknowledged messages.
+    """
     interval = fleet.settings.sweep_interval_seconds
     if not fleet.redis.set(keys.SWEEP_LOCK, "1", nx=True, px=int(interval * 1000)):
         return 0
@@ -96,6 +96,7 @@ class _Sweeper:
 
 @worker_ready.connect
 def start_sweeper(sender: Any = None, **_: Any) -> None:
+    """Run the sweeper as a thread in each worker's main process."""
     fleet = runtime()
     interval = fleet.settings.sweep_interval_seconds
     loops.start("sweeper", _Sweeper(fleet, _consumed_queues(sender)).step, lambda: interval, log,

@@ -1,10 +1,4 @@
-"""LinkedIn's failure messages, turned into codes a pipeline can act on.
-
-The messages are free text and change over time, so each row matches a stable fragment;
-the raw message is always kept beside the parsed entries, and a message no row matches
-becomes one ``UNKNOWN`` entry carrying the raw text. Rows come from the seed's error
-table and LinkedIn's longer list (see the project README).
-"""
+"""LinkedIn's failure messages, turned into codes a pipeline can act on."""
 
 from __future__ import annotations
 
@@ -32,7 +26,9 @@ def _row(code: str, pattern: str, field: str | None, resolution: str) -> _Row:
     return _Row(code, re.compile(pattern, re.IGNORECASE | re.DOTALL), field, resolution)
 
 
-# A row's field may be "{1}": the first group of its pattern.
+# LinkedIn's messages are free text and change over time, so each row matches a stable
+# fragment. Rows come from the seed's error table and LinkedIn's longer list (see the
+# project README). A row's field may be "{1}": the first group of its pattern.
 CATALOGUE: tuple[_Row, ...] = (
     _row(
         "DUPLICATE_CREATE",
@@ -116,7 +112,11 @@ def _field(row: _Row, match: re.Match[str]) -> str | None:
 
 
 def parse_error_message(message: str | None) -> list[ErrorEntry]:
-    """Every problem named in ``message``, most specific first; [] for no message."""
+    """Every problem named in ``message``, most specific first; [] for no message.
+
+    The raw message is always kept beside these entries (an outcome's ``error_message``),
+    and a message no row matches becomes one ``UNKNOWN`` entry carrying the raw text.
+    """
     if message is None or not message.strip():
         return []
     entries: list[ErrorEntry] = []

@@ -13,15 +13,14 @@
             ├── RateLimited     no call permit free this second (JOBOPS_CALLS_PER_SECOND)
             ├── QuotaExhausted  the UTC day's calls are spent (JOBOPS_DAILY_CALL_LIMIT)
             └── Paused          LinkedIn asked the fleet to pause (429)
-
-No message ever contains a client secret or an access token.
 """
 
 from __future__ import annotations
 
 
 class JobopsError(Exception):
-    """Raised for anything jobops itself reports."""
+    """Raised for anything jobops itself reports; no message ever contains a client secret
+    or an access token."""
 
 
 class ConfigurationError(JobopsError):

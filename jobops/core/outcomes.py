@@ -1,15 +1,4 @@
-"""Outcomes: the one JSON object a callback receives for each task URN.
-
-An outcome is a plain dict so that it crosses Celery as JSON unchanged:
-
-    task_urn, status, operation, external_job_posting_id, job_posting, location,
-    error_message, errors, job_live, context, requested_at, decided_at
-
-``status`` is LinkedIn's terminal status (SUCCEEDED, FAILED, PROCESSED) or one of jobops'
-own: EXPIRED (still IN_PROGRESS when the task id's lifespan ran out) and INVALID (not a
-task URN LinkedIn knows). PROCESSED with a non-empty ``errors`` is the seed's "processed
-but failed payload validation".
-"""
+"""Outcomes: the one JSON object a callback receives for each task URN, and its statuses."""
 
 from __future__ import annotations
 
@@ -30,6 +19,11 @@ class Operation(StrEnum):
 
 
 class Status(StrEnum):
+    """An outcome's ``status`` is LinkedIn's terminal status (SUCCEEDED, FAILED, PROCESSED)
+    or one of jobops' own: EXPIRED (still IN_PROGRESS when the task id's lifespan ran out)
+    and INVALID (not a task URN LinkedIn knows). PROCESSED with a non-empty ``errors`` is
+    the seed's "processed but failed payload validation"."""
+
     IN_PROGRESS = "IN_PROGRESS"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
@@ -80,7 +74,8 @@ def _text(value: Any) -> str | None:
 
 
 class Outcome(TypedDict):
-    """The outcome of one task URN, as callbacks receive it and ``jobops outcome`` prints it."""
+    """The outcome of one task URN, as callbacks receive it and ``jobops outcome`` prints it:
+    a plain dict, so that it crosses Celery as JSON unchanged."""
 
     task_urn: str | None
     status: str  # a Status value

@@ -1,19 +1,5 @@
-"""Asking LinkedIn about a set of URNs in as few calls as the 4 KB limit allows.
-
-``poll`` sorts every URN asked about into exactly one bucket: decided (a terminal
-status), invalid (LinkedIn refused the key, and the request form is known good), pending
-(IN_PROGRESS, or no usable answer this time). A call that fails stops the round —
-hammering a failing API helps nobody — and leaves its URNs and the ones not yet asked
-pending, with the error kept for the retry decision.
-
-A 400 is final for a URN only with evidence on both sides: that LinkedIn accepts the
-request's form (another call of this run was answered, or a canary call about a
-well-formed unknown URN is), and that the URN is the problem (the batch-key message, or a
-URN refused alone while the rest of its call was answered). A 400 that the canary gets
-too is a configuration problem: the fleet pauses and every URN stays pending. Isolating
-refused URNs halves calls within a budget per run; what the budget leaves is asked again
-next round.
-"""
+"""Asking LinkedIn about a set of URNs in as few calls as the 4 KB limit allows, and sorting
+each into decided, invalid or pending."""
 
 from __future__ import annotations
 
@@ -140,7 +126,9 @@ def _error_text(error: Any) -> str:
 
 def poll(fetcher: Fetcher, urns: list[str], max_query_bytes: int, now: float,
          cache: StatusCache | None = None) -> PollReport:
-    """Ask about every URN in ``urns`` once; see the module docstring for the buckets.
+    """Ask about every URN in ``urns`` once, sorting each into exactly one bucket of the
+    report: decided (a terminal status), invalid (LinkedIn refused the key, and the request
+    form is known good), pending (IN_PROGRESS, or no usable answer this time).
 
     With ``cache``, the last call is filled with other verifications' due URNs and every
     answer is shared; those companions' terminal answers are in ``report.companions``
@@ -157,7 +145,13 @@ def poll(fetcher: Fetcher, urns: list[str], max_query_bytes: int, now: float,
 
 
 class _Round:
-    """One ``poll``: the calls, then the isolation of URNs LinkedIn refused with a 400."""
+    """One ``poll``: the calls, then the isolation of URNs LinkedIn refused with a 400.
+
+    A 400 is final for a URN only with evidence on both sides: that LinkedIn accepts the
+    request's form (another call of this run was answered, or a canary call about a
+    well-formed unknown URN is), and that the URN is the problem (the batch-key message, or
+    a URN refused alone while the rest of its call was answered).
+    """
 
     def __init__(self, fetcher: Fetcher, now: float, cache: StatusCache | None,
                  companions: frozenset[str]) -> None:
@@ -175,6 +169,9 @@ class _Round:
             except (BadBatchKey, RequestRefused, QueryTooLong) as error:
                 refused.append((chunk, error))
             except LinkedInError as error:
+                # A failing call stops the round: hammering a failing API helps nobody. Its
+                # URNs and the ones not yet asked stay pending, with the error kept for the
+                # retry decision.
                 self._stop(error, [chunk, *work, *(c for c, _ in refused)])
                 return self.report
         if refused:
@@ -204,7 +201,11 @@ class _Round:
             self.report.pending.extend(u for u in chunk if u not in self.companions)
 
     def _form_is_fine(self, refusal: LinkedInError) -> bool:
-        """Whether LinkedIn accepts this request form; False after pausing the fleet."""
+        """Whether LinkedIn accepts this request form; False after pausing the fleet.
+
+        A 400 that the canary gets too is a configuration problem: the fleet pauses and
+        every URN stays pending.
+        """
         if self.answered:
             return True
         try:
@@ -224,6 +225,8 @@ class _Round:
         return True
 
     def _isolate(self, refused: list[tuple[list[str], LinkedInError]]) -> None:
+        """Halve refused calls within ISOLATION_CALLS per run; what the budget leaves is
+        asked again next round."""
         if not self._form_is_fine(refused[0][1]):
             self._stop(self.report.error or refused[0][1], [c for c, _ in refused])
             return

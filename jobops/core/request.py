@@ -1,12 +1,4 @@
-"""A verification request: the arguments of ``verify_job_operation``, checked.
-
-``parse_request`` is used twice: at schedule time, strictly, so that bad input is
-refused before anything is enqueued; and by the task itself, leniently, so that a
-malformed URN sent by name becomes an INVALID outcome instead of poisoning its batch.
-Everything else that could fail later — a callback option Celery or kombu would choke
-on when the callback is sent, a size over a cap — is refused by both alike: at schedule
-time nothing is enqueued, in the task the message is rejected (never retried).
-"""
+"""A verification request: the arguments of ``verify_job_operation``, checked."""
 
 from __future__ import annotations
 
@@ -440,6 +432,13 @@ def _parse_jobs(value: Any) -> dict[str, list[str]]:
 def parse_request(kwargs: Mapping[str, Any], *, now: float, strict: bool,
                   max_countdown_seconds: float | None = None) -> VerificationRequest:
     """Check every argument; raises InvalidRequest naming the first thing to fix.
+
+    Used twice: at schedule time, ``strict``, so that bad input is refused before anything
+    is enqueued; and by the task itself, leniently, so that a malformed URN sent by name
+    becomes an INVALID outcome instead of poisoning its batch. Everything else that could
+    fail later — a callback option Celery or kombu would choke on when the callback is
+    sent, a size over a cap — is refused by both alike: at schedule time nothing is
+    enqueued, in the task the message is rejected (never retried).
 
     ``max_countdown_seconds``: the longest countdown a callback may ask for (half the
     broker's visibility timeout); None checks only that it is a number of seconds.

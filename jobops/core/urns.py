@@ -1,9 +1,4 @@
-"""Task URNs: what a valid one looks like, and how many fit in one status query.
-
-LinkedIn rejects a status query whose query string is longer than 4 KB. URNs are sent
-percent-encoded (Rest.li's form, accepted everywhere), and a query string is measured
-exactly as it goes on the wire, so the splitting below never produces a 414.
-"""
+"""Task URNs: what a valid one looks like, and how many fit in one status query."""
 
 from __future__ import annotations
 
@@ -38,7 +33,8 @@ def describe_invalid(value: object) -> str:
 
 
 def encode_id_param(urn: str) -> str:
-    """The ``ids=…`` pair for one URN, as it appears in the query string."""
+    """The ``ids=…`` pair for one URN, as it appears in the query string: percent-encoded
+    (Rest.li's form, accepted everywhere)."""
     return "ids=" + quote(urn, safe="")
 
 
@@ -50,6 +46,8 @@ def query_string(urns: Iterable[str]) -> str:
 def split_for_query(urns: Sequence[str], max_query_bytes: int = 4096) -> list[list[str]]:
     """Split ``urns`` into as few groups as possible, each one query within the limit.
 
+    LinkedIn rejects a status query whose query string is longer than 4 KB; each query
+    string is measured exactly as it goes on the wire, so the split never produces a 414.
     First-fit decreasing: with URNs of equal length (LinkedIn's are) this meets the
     lower bound ``ceil(n / per_call)``; with mixed lengths it stays within one call of it.
     Order inside the result is not meaningful.

@@ -1,12 +1,4 @@
-"""One GET of /v2/simpleJobPostingTasks, with its answer classified.
-
-The client never retries on a timer: it gets a fresh token once after a 401 and otherwise
-raises one of the errors in :mod:`jobops.core.errors`, leaving the when-to-retry decision to
-the task. What LinkedIn refuses for the whole application — a 429, a fresh token refused,
-credentials refused — pauses the fleet through the limiter's breaker (see
-:mod:`jobops.state.limits`), so a lasting refusal costs one call per pause step, not one per
-verification.
-"""
+"""One GET of /v2/simpleJobPostingTasks, with its answer classified."""
 
 from __future__ import annotations
 
@@ -88,7 +80,15 @@ _BATCH_KEY_TEXT = "batch key"
 
 
 class StatusClient:
-    """Asks LinkedIn for the status of task URNs, one permit per HTTP call."""
+    """Asks LinkedIn for the status of task URNs, one permit per HTTP call.
+
+    It never retries on a timer: it gets a fresh token once after a 401 and otherwise
+    raises one of the errors in :mod:`jobops.core.errors`, leaving the when-to-retry
+    decision to the task. What LinkedIn refuses for the whole application — a 429, a fresh
+    token refused, credentials refused — pauses the fleet through the limiter's breaker
+    (see :mod:`jobops.state.limits`), so a lasting refusal costs one call per pause step,
+    not one per verification.
+    """
 
     def __init__(
         self,

@@ -1,19 +1,4 @@
-"""Batched callbacks: outcomes gathered in Redis into lists of at most N, or T seconds old.
-
-A BATCH callback spec (a task name, or a signature with optional ``batch_size`` and
-``batch_seconds``) is normalized into a :class:`BatchSpec`; the digest of that is the
-batch id, so every verification that registers the same spec fills the same batch.
-
-One Lua script appends outcomes (each at most once: a marker per outcome and batch) and
-seals every full batch: full at ``batch_size`` outcomes, or before its outcomes' JSON
-would pass ``MAX_BATCH_BYTES`` (so no script assembles a bigger string). Another, run
-by each worker's flusher, seals batches whose first outcome is ``batch_seconds`` old,
-whatever their size. Sealing moves the outcomes into
-``jobops:batches:sealed`` under a new sealed id in the same step, so an outcome is in
-exactly one batch however many processes append and flush at once. A sealed batch is
-deleted only once it was published: if its publisher dies first, a flusher claims it
-after ``REPUBLISH_AFTER_SECONDS`` and sends it again, with the same task id.
-"""
+"""Batched callbacks: outcomes gathered in Redis into lists of at most N, or T seconds old."""
 
 from __future__ import annotations
 
@@ -69,13 +54,16 @@ class BatchSpec:
 
     @property
     def batch_id(self) -> str:
+        """The digest of the spec: every verification that registers the same spec fills
+        the same batch."""
         canonical = json.dumps({"signature": self.signature, "size": self.size,
                            "seconds": self.seconds}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def batch_spec(raw: Any, default_size: int, default_seconds: float) -> BatchSpec:
-    """Normalize a (validated) BATCH spec, so equal callbacks share one batch."""
+    """Normalize a (validated) BATCH spec — a task name, or a signature with optional
+    ``batch_size`` and ``batch_seconds`` — so equal callbacks share one batch."""
     given: dict[str, Any] = {"task": raw} if isinstance(raw, str) else dict(raw)
     size = given.pop(BATCH_SIZE, None)
     seconds = given.pop(BATCH_SECONDS, None)
@@ -111,6 +99,10 @@ class Flush:
 
 
 class Batches:
+    """Open and sealed batches. Sealing moves a batch's outcomes into
+    ``jobops:batches:sealed`` under a new sealed id in the same script, so an outcome is in
+    exactly one batch however many processes append and flush at once."""
+
     def __init__(self, store: redis.Redis, default_size: int, default_seconds: float,
                  ttl_seconds: int, republish_after_seconds: float = REPUBLISH_AFTER_SECONDS,
                  max_bytes: int = MAX_BATCH_BYTES) -> None:
@@ -128,7 +120,12 @@ class Batches:
 
     def append(self, spec: BatchSpec, items: Sequence[tuple[str, Mapping[str, Any]]]
                ) -> list[str]:
-        """Add (record key, outcome) pairs not added before; returns the ids it sealed."""
+        """Add (record key, outcome) pairs not added before; returns the ids it sealed.
+
+        One script per chunk appends (each outcome at most once: a marker per outcome and
+        batch) and seals every full batch: full at ``batch_size`` outcomes, or before its
+        outcomes' JSON would pass ``max_bytes`` (so no script assembles a bigger string).
+        """
         sealed: list[str] = []
         for script_keys, args in self._scripts(spec, items):
             sealed += [text(sid) for sid in self._append(keys=script_keys, args=args)]
@@ -158,7 +155,13 @@ class Batches:
                     self.ttl_seconds, self.max_bytes, *(item for _, item in chunk)])
 
     def flush(self, limit: int = FLUSH_LIMIT) -> Flush:
-        """Seal every batch past its deadline and claim sealed ones left unpublished."""
+        """Seal every batch past its deadline and claim sealed ones left unpublished.
+
+        Run by each worker's flusher: a batch whose first outcome is ``batch_seconds`` old
+        is sealed whatever its size; a sealed batch still here ``republish_after_seconds``
+        after sealing lost its publisher, and is claimed to be sent again (with the same
+        task id).
+        """
         wait_ms, fresh, stale = self._flush(
             keys=[keys.BATCHES_OPEN, keys.BATCHES_SEALED, keys.BATCHES_SEALED_AT],
             args=[keys.batch_key(""), limit, int(self.republish_after_seconds * 1000)])
@@ -182,7 +185,8 @@ class Batches:
         return found
 
     def sent(self, sealed_id: str) -> None:
-        """A sealed batch was published: forget it."""
+        """A sealed batch was published: forget it (never before, so that a publisher
+        that dies first leaves it to a flusher)."""
         with self._store.pipeline(transaction=True) as pipe:
             pipe.hdel(keys.BATCHES_SEALED, sealed_id)
             pipe.zrem(keys.BATCHES_SEALED_AT, sealed_id)

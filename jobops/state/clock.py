@@ -1,12 +1,4 @@
-"""The fleet's one clock: the Redis server's TIME, read through a per-process offset.
-
-Due times, the pending registry, the status cache and the task lifespan are compared
-across processes and hosts, so each process reads them on the clock the limits already
-use (Redis's), not its host's. The offset between the host clock and Redis's is
-measured once a minute, so reading the clock costs no round trip. Celery's own
-countdowns stay on the clocks of the hosts that publish and hold them: a host clock that
-is off moves when a round runs by as much, never what the fleet decides about it.
-"""
+"""The fleet's one clock: the Redis server's TIME, read through a per-process offset."""
 
 from __future__ import annotations
 
@@ -18,7 +10,8 @@ import redis
 
 log = logging.getLogger(__name__)
 
-#: How often each process measures its host clock against Redis's.
+#: How often each process measures its host clock against Redis's: in between, reading
+#: the clock costs no round trip.
 RESYNC_SECONDS = 60.0
 #: After a failed measurement, the next try comes sooner.
 RETRY_SECONDS = 5.0
@@ -26,6 +19,12 @@ RETRY_SECONDS = 5.0
 
 class FleetClock:
     """``now()``: epoch seconds on the Redis server's clock.
+
+    Due times, the pending registry, the status cache and the task lifespan are compared
+    across processes and hosts, so each process reads them on the clock the limits already
+    use (Redis's), not its host's. Celery's own countdowns stay on the clocks of the hosts
+    that publish and hold them: a host clock that is off moves when a round runs by as
+    much, never what the fleet decides about it.
 
     The limits' test offset (``jobops:clock:offset_ms``) moves their UTC day and window
     only: verifications keep real time, so moving the day does not age their tasks.

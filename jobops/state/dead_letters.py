@@ -1,12 +1,4 @@
-"""Dead letters: what came off a jobops queue that no worker could run, kept to be read.
-
-Anything pushed onto the queue that is not a message kombu can read (bytes that are not
-JSON, JSON that is not a kombu message) would stop a worker; a message Celery refuses (an
-unknown task, a malformed one) would be dropped with a log line. The worker keeps each in
-``jobops:dead-letters`` in the broker's Redis instead — the raw bytes, base64 encoded,
-why it was refused, its queue and the Redis time — the most recent ``MAX_DEAD_LETTERS``
-of them. ``jobops dead-letters`` shows them; nothing runs them again.
-"""
+"""Dead letters: what came off a jobops queue that no worker could run, kept to be read."""
 
 from __future__ import annotations
 
@@ -42,6 +34,15 @@ class DeadLetter(TypedDict):
 
 
 class DeadLetters:
+    """The most recent ``MAX_DEAD_LETTERS``, in ``jobops:dead-letters`` in the broker's Redis.
+
+    Anything pushed onto the queue that is not a message kombu can read (bytes that are not
+    JSON, JSON that is not a kombu message) would stop a worker; a message Celery refuses
+    (an unknown task, a malformed one) would be dropped with a log line. The worker keeps
+    each here instead (see ``workers.broker``). ``jobops dead-letters`` shows them; nothing
+    runs them again.
+    """
+
     def __init__(self, store: redis.Redis, cap: int = MAX_DEAD_LETTERS) -> None:
         self._store = store
         self._cap = cap

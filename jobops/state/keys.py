@@ -1,4 +1,5 @@
-"""Every Redis key jobops writes, under one prefix.
+"""Every Redis key jobops writes, under one ``jobops:`` prefix, and the functions that name
+them. The catalogue below says what each holds and for how long:
 
     jobops:outcome:<task URN>            JSON outcome, written once its callback was sent;
                                          TTL: the task lifespan plus one day. Only for a
@@ -107,15 +108,6 @@
                                          at: Redis time), at most 1,000 (see
                                          jobops.state.dead_letters); in the broker's Redis
                                          (CELERY_BROKER_URL), no TTL
-
-A verification id in a key is a task id, which whoever sends a task by name chooses: one
-that is not a canonical UUID (jobops' own and Celery's are) appears as sha256:<hex digest>
-instead, so no crafted id lands on another key (``jobops:pending:urns``, say).
-
-The rate and quota scripts build the quota key from Redis time, and the batch flush script
-builds batch keys from the ids it finds, so they assume one Redis server (not Redis
-Cluster). Celery's own keys (the broker queue, unacked messages) live
-beside these in the same database; none of them starts with ``jobops:``.
 """
 
 from __future__ import annotations
@@ -125,12 +117,17 @@ import re
 
 from jobops.core.urns import TASK_URN_PREFIX, is_task_urn
 
+# Celery's own keys (the broker queue, unacked messages) live beside these in the same
+# database; none of them starts with this prefix.
 PREFIX = "jobops:"
 TOKEN = f"{PREFIX}token"
 TOKEN_LOCK = f"{PREFIX}token:lock"
 RATE_WINDOW = f"{PREFIX}rate:window"
 BLOCKED_UNTIL = f"{PREFIX}rate:blocked_until"
 BREAKER = f"{PREFIX}rate:breaker"
+# The rate and quota scripts build the quota key from Redis time, and the batch flush script
+# builds batch keys from the ids it finds, so they assume one Redis server (not Redis
+# Cluster).
 QUOTA_PREFIX = f"{PREFIX}quota:"
 CLOCK_OFFSET = f"{PREFIX}clock:offset_ms"
 DEAD_LETTERS = f"{PREFIX}dead-letters"
@@ -165,7 +162,12 @@ def _sha256(value: str) -> str:
 
 
 def _id_part(verification_id: str) -> str:
-    """A task id as it may appear in a key: a canonical UUID as it is, else hashed."""
+    """A task id as it may appear in a key: a canonical UUID as it is, else hashed.
+
+    A verification id is a task id, which whoever sends a task by name chooses: one that is
+    not a canonical UUID (jobops' own and Celery's are) appears as sha256:<hex digest>
+    instead, so no crafted id lands on another key (``jobops:pending:urns``, say).
+    """
     if _UUID.fullmatch(verification_id):
         return verification_id
     return f"sha256:{_sha256(verification_id)}"

@@ -1,22 +1,4 @@
-"""One run per round of a verification, however many copies of its message exist.
-
-Redis redelivers a message whose acknowledgement it never saw (a worker lost its broker
-connection, a process died); a copy can then run beside the original. Unchecked, both
-would publish the next round and the verification would fork in two, doubling its
-LinkedIn calls. Each round is therefore claimed with a lease before it runs and marked
-done after its successor is published (or, with no successor, with its last writes): a
-copy that finds the round done is dropped, one that finds it running comes back when the
-lease would have run out (the holder may have died), so no copy is ever dropped while its
-round is unfinished. A run may also claim another verification's round and settle it
-(``claim_many``); that round is marked done by that run (``settled_by``).
-
-Leases are short (``JOBOPS_RUN_LEASE_SECONDS``, 12 s) and kept alive by their holder: a
-``LeaseKeeper`` thread in each process renews the leases its run holds, and the run renews
-them itself before each LinkedIn call and before it publishes anything. A process that
-dies stops renewing, so a redelivered copy of its round takes over within one lease.
-Renewing, finishing and releasing all compare the holder in one script: a run that lost
-its lease to another copy can neither finish nor overwrite that copy's round, and stops.
-"""
+"""One run per round of a verification, however many copies of its message exist."""
 
 from __future__ import annotations
 
@@ -73,6 +55,22 @@ class LeaseLost(JobopsError):
 
 
 class RunLeases:
+    """A lease per round of a verification (``jobops:run:<id>:<round>``).
+
+    Redis redelivers a message whose acknowledgement it never saw (a worker lost its broker
+    connection, a process died); a copy can then run beside the original. Unchecked, both
+    would publish the next round and the verification would fork in two, doubling its
+    LinkedIn calls. Each round is therefore claimed with a lease before it runs and marked
+    done after its successor is published (or, with no successor, with its last writes): a
+    copy that finds the round done is dropped, one that finds it running comes back when
+    the lease would have run out (the holder may have died), so no copy is ever dropped
+    while its round is unfinished. A run may also claim another verification's round and
+    settle it (``claim_many``); that round is marked done by that run (``settled_by``).
+
+    Renewing, finishing and releasing all compare the holder in one script: a run that lost
+    its lease to another copy can neither finish nor overwrite that copy's round, and stops.
+    """
+
     def __init__(self, store: redis.Redis, lease_seconds: float, done_ttl_seconds: int) -> None:
         self._store = store
         self._lease_ms = int(lease_seconds * 1000)
@@ -165,7 +163,12 @@ class RunLeases:
 
 class LeaseKeeper:
     """Keeps the leases of this process's run alive from a thread, and checks them for
-    the run before each step that must not happen twice (a LinkedIn call, a publish)."""
+    the run before each step that must not happen twice (a LinkedIn call, a publish).
+
+    Leases are short (``JOBOPS_RUN_LEASE_SECONDS``, 12 s) and kept alive only by their
+    holder: a process that dies stops renewing, so a redelivered copy of its round takes
+    over within one lease.
+    """
 
     def __init__(self, leases: RunLeases, interval_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:

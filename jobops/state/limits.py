@@ -1,17 +1,4 @@
-"""The fleet's calls to LinkedIn: a per-second rate, a daily UTC quota, a shared pause.
-
-``Limiter.acquire()`` is the only door to the task-status endpoint. One Lua script, one
-round trip, decides with the Redis server's clock (never a host's): a pause first, then
-the day's quota, then a sliding one-second window. A granted permit is counted against
-both at once, so nothing can be sent that was not counted.
-
-The pause is a circuit breaker for the whole fleet. ``trip(reason, …)`` opens it when
-LinkedIn refuses every call alike (a 429, a refused fresh token, a 400 that single-URN
-calls get too): calls stop for a capped, jittered, doubling step. When a step ends, one
-call (the *probe*) goes out while the rest of the fleet keeps waiting; a probe LinkedIn
-answers closes the breaker (``heal``), one it refuses again opens the next step. So a
-problem that lasts costs one call — and at most one token request — per step, fleet-wide.
-"""
+"""The fleet's calls to LinkedIn: a per-second rate, a daily UTC quota, a shared pause."""
 
 from __future__ import annotations
 
@@ -106,7 +93,17 @@ def _utc(ms: int) -> str:
 
 
 class Limiter:
-    """Permits for calls to LinkedIn's task-status endpoint, shared by the whole fleet."""
+    """Permits for calls to LinkedIn's task-status endpoint, shared by the whole fleet:
+    ``acquire()`` is the only door to that endpoint.
+
+    The pause is a circuit breaker for the whole fleet. ``trip(reason, …)`` opens it when
+    LinkedIn refuses every call alike (a 429, a refused fresh token, a 400 that single-URN
+    calls get too): calls stop for a capped, jittered, doubling step. When a step ends, one
+    call (the *probe*) goes out while the rest of the fleet keeps waiting; a probe LinkedIn
+    answers closes the breaker (``heal``), one it refuses again opens the next step. So a
+    problem that lasts costs one call — and at most one token request — per step,
+    fleet-wide.
+    """
 
     def __init__(
         self,
@@ -149,6 +146,11 @@ class Limiter:
 
     def acquire(self, holder: str = "") -> Permit:
         """Take one permit (waiting briefly if the second is full).
+
+        One Lua script, one round trip, decides with the Redis server's clock (never a
+        host's): a pause first, then the day's quota, then a sliding one-second window. A
+        granted permit is counted against both at once, so nothing can be sent that was not
+        counted.
 
         ``holder`` names the caller: once one of its permits probes a pause, its next
         ones are granted too until the probe's hold ends (its retry with a fresh token).

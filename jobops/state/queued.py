@@ -1,17 +1,4 @@
-"""Which task ids the Redis broker still holds a message for, read as kombu lays it out.
-
-kombu's Redis transport keeps a queue's waiting messages in a list named after the queue
-(one list per priority step: ``<queue>``, ``<queue>\\x06\\x163``, …) and a message it
-delivered to a worker — running, or held in memory as a countdown task — in the
-``unacked`` hash (delivery tag → ``[message, exchange, routing key]``) until it is
-acknowledged or handed back to its list. A message in neither place is gone (or, for a
-moment, moving between them: kombu pops it from the list and records it in the hash in
-two steps, which is also how a dying worker loses one).
-
-Usage::
-
-    held = BrokerMessages(broker_redis, transport_options).find(task_ids, ["jobops"])
-"""
+"""Which task ids the Redis broker still holds a message for, read as kombu lays it out."""
 
 from __future__ import annotations
 
@@ -30,6 +17,21 @@ PAGE_SIZE = 1_000
 
 
 class BrokerMessages:
+    """Reads the broker's messages in place, taking none.
+
+    kombu's Redis transport keeps a queue's waiting messages in a list named after the
+    queue (one list per priority step: ``<queue>``, ``<queue>\\x06\\x163``, …) and a
+    message it delivered to a worker — running, or held in memory as a countdown task — in
+    the ``unacked`` hash (delivery tag → ``[message, exchange, routing key]``) until it is
+    acknowledged or handed back to its list. A message in neither place is gone (or, for a
+    moment, moving between them: kombu pops it from the list and records it in the hash in
+    two steps, which is also how a dying worker loses one).
+
+    Usage::
+
+        held = BrokerMessages(broker_redis, transport_options).find(task_ids, ["jobops"])
+    """
+
     def __init__(self, store: redis.Redis, transport_options: Mapping[str, Any] | None = None,
                  page_size: int = PAGE_SIZE) -> None:
         options = transport_options or {}

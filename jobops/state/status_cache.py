@@ -1,18 +1,4 @@
-"""Coalesced polling: one status call answers for other verifications too.
-
-Every pending URN is listed in ``jobops:due`` with the time its verification next looks.
-A run fills the spare room of its last call (up to the 4 KB query limit) with other URNs
-due within ``JOBOPS_STATUS_FRESH_SECONDS``, taking them atomically so two runs do not pick
-the same ones, and shares every status it learns in ``jobops:status:<urn>``. A run first
-reads that cache: a terminal status never changes, so it is kept for a day; an
-IN_PROGRESS one is trusted only while fresh (``JOBOPS_STATUS_FRESH_SECONDS``), which is
-therefore how stale an IN_PROGRESS answer can be.
-
-``jobops:due:owners`` names the verification each due URN belongs to, so the run that
-learned a companion's final status can settle that companion's verification there and
-then (see ``tasks.verification``), under the companion round's own lease; a verification
-busy elsewhere is left to read the shared status itself.
-"""
+"""Coalesced polling: one status call answers for other verifications too."""
 
 from __future__ import annotations
 
@@ -44,9 +30,10 @@ Upcoming = Callable[[int, float], list[str]]
 
 
 class RedisStatusCache:
-    """Shared statuses and the due set; ``upcoming``: URNs of verification messages
-    still waiting in the broker (sent by name, never registered), which fill what the
-    due set leaves of a call."""
+    """Shared statuses (``jobops:status:<urn>``) and the due set (``jobops:due``: every
+    pending URN, with the time its verification next looks); ``upcoming``: URNs of
+    verification messages still waiting in the broker (sent by name, never registered),
+    which fill what the due set leaves of a call."""
 
     def __init__(self, store: redis.Redis, fresh_seconds: float,
                  sleep: Callable[[float], None] = time.sleep,
@@ -96,7 +83,10 @@ class RedisStatusCache:
         return {u: json.loads(r) for u, r in zip(urns, raw, strict=True) if r is not None}
 
     def companions(self, own: Iterable[str], spare_bytes: int, now: float) -> list[str]:
-        """Other due URNs that fit in ``spare_bytes`` of a query string."""
+        """Other due URNs that fit in ``spare_bytes`` of a query string: the spare room of
+        a run's last call (up to the 4 KB query limit), filled with URNs due within
+        ``JOBOPS_STATUS_FRESH_SECONDS``, taken atomically so two runs do not pick the same
+        ones."""
         mine = set(own)
         # A task URN costs about 80 bytes; ask for a few more than can fit.
         wanted = spare_bytes // 70 + len(mine)
@@ -149,7 +139,12 @@ class RedisStatusCache:
 
     def remember(self, results: Mapping[str, Mapping[str, Any]], now: float) -> None:
         """Publish answers; a decided URN needs no more asking, a pending one not until
-        its answer goes stale."""
+        its answer goes stale.
+
+        A terminal status never changes, so it is kept for a day; an IN_PROGRESS one is
+        trusted only while fresh (``JOBOPS_STATUS_FRESH_SECONDS``), which is therefore how
+        stale an IN_PROGRESS answer can be.
+        """
         if not results:
             return
         with self._store.pipeline(transaction=False) as pipe:
@@ -181,7 +176,13 @@ class RedisStatusCache:
             target.hdel(keys.DUE_OWNERS, *settled)
 
     def owners(self, urns: list[str]) -> dict[str, str]:
-        """The verification each URN belongs to, where known."""
+        """The verification each URN belongs to, where known (``jobops:due:owners``).
+
+        With it, the run that learned a companion's final status settles that companion's
+        verification there and then (see ``workers.companions``), under the companion
+        round's own lease; a verification busy elsewhere is left to read the shared status
+        itself.
+        """
         if not urns:
             return {}
         found = self._store.hmget(keys.DUE_OWNERS, urns)

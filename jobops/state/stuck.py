@@ -1,10 +1,4 @@
-"""Verifications whose runs keep failing: listed with their last error until they end.
-
-A run that raises something unexpected is retried with backoff; ``StuckVerifications``
-keeps, per verification, how many runs failed in a row and the last error, so an operator
-sees them (``jobops stuck``, the ``jobops_stuck_verifications`` gauge) long before the
-task lifespan's deadline ends them.
-"""
+"""Verifications whose runs keep failing: listed with their last error until they end."""
 
 from __future__ import annotations
 
@@ -26,6 +20,13 @@ def error_text(error: BaseException) -> str:
 
 
 class StuckVerifications:
+    """Per verification, how many runs failed in a row and the last error.
+
+    A run that raises something unexpected is retried with backoff; keeping its failures
+    lets an operator see it (``jobops stuck``, the ``jobops_stuck_verifications`` gauge)
+    long before the task lifespan's deadline ends it.
+    """
+
     def __init__(self, store: redis.Redis, ttl_seconds: int) -> None:
         self._store = store
         self._ttl_seconds = ttl_seconds
