@@ -1,24 +1,41 @@
 """A small job-posting pipeline of the kind jobops plugs into, used by ``jobops demo``.
 
-It is a separate Celery app, as a user's pipeline would be: it posts jobs to LinkedIn's
-API (here the sandbox), chains into ``jobops.schedule_verification`` by name, and its
-``demo.show_outcome`` callback hands each outcome to the demo's screen through Redis.
+Another codebase, as a user's pipeline is: it imports nothing of jobops, reads the same
+environment variables, posts jobs to LinkedIn's API (here the sandbox) and chains into
+``jobops.schedule_verification`` by name.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 import requests
 from celery import Celery
 
-from jobops.linkedin.oauth import request_token
-from settings import get_settings
 
-settings = get_settings()
-app = Celery("pipeline", broker=settings.effective_broker_url)
+@dataclass(frozen=True)
+class PipelineSettings:
+    """What the pipeline reads from the environment (jobops' variables, same defaults)."""
+
+    redis_url: str = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
+    broker_url: str = os.environ.get("CELERY_BROKER_URL") or redis_url
+    queue: str = os.environ.get("JOBOPS_QUEUE", "jobops")
+    callback_queue: str = os.environ.get("JOBOPS_CALLBACK_QUEUE", "celery")
+    api_url: str = os.environ.get("LINKEDIN_API_URL", "https://api.linkedin.com")
+    token_url: str = os.environ.get("LINKEDIN_TOKEN_URL",
+                                    "https://www.linkedin.com/oauth/v2/accessToken")
+    client_id: str = os.environ.get("LINKEDIN_CLIENT_ID", "")
+    client_secret: str = field(default=os.environ.get("LINKEDIN_CLIENT_SECRET", ""),
+                               repr=False)
+    timeout_seconds: float = 30.0
+
+
+settings = PipelineSettings()
+app = Celery("pipeline", broker=settings.broker_url)
 app.conf.update(
     task_default_queue=settings.callback_queue,
     task_routes={"jobops.*": {"queue": settings.queue}},
@@ -36,15 +53,16 @@ def outcomes_key(run: str) -> str:
 def post_jobs(jobs: list[dict[str, Any]], operation: str) -> dict[str, Any]:
     """POST one batch of jobs with one operation; returns LinkedIn's answer."""
     with requests.Session() as session:
-        token, _ = request_token(session, settings.linkedin_token_url,
-                                 settings.linkedin_client_id,
-                                 settings.linkedin_client_secret.get_secret_value(),
-                                 settings.http_timeout_seconds)
+        granted = session.post(settings.token_url, timeout=settings.timeout_seconds, data={
+            "grant_type": "client_credentials", "client_id": settings.client_id,
+            "client_secret": settings.client_secret})
+        granted.raise_for_status()
+        token = granted.json()["access_token"]
         response = session.post(
-            settings.linkedin_api_url.rstrip("/") + "/v2/simpleJobPostings",
+            settings.api_url.rstrip("/") + "/v2/simpleJobPostings",
             json={"elements": [{**job, "jobPostingOperationType": operation} for job in jobs]},
             headers={"Authorization": f"Bearer {token}", "x-restli-method": "batch_create"},
-            timeout=settings.http_timeout_seconds,
+            timeout=settings.timeout_seconds,
         )
     response.raise_for_status()
     answer: dict[str, Any] = response.json()
