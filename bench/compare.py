@@ -533,7 +533,7 @@ class Bench:
                                                               context),
                                         queue=QUEUE, countdown=later, producer=producer)
             return
-        from tasks.scheduling import verify_urns
+        from workers.scheduling import verify_urns
 
         for start in range(0, len(urns), urns_per_op):
             verify_urns(urns[start:start + urns_per_op], "CREATE", {"DEFAULT": "bench.record"},

@@ -25,7 +25,7 @@ from jobops.core.outcomes import Operation, Outcome, Status
 from jobops.core.request import SCHEDULE_TASK, VERIFY_TASK
 
 if TYPE_CHECKING:
-    from tasks.scheduling import schedule_from_answer, split_post_answer, verify_urns
+    from workers.scheduling import schedule_from_answer, split_post_answer, verify_urns
 
 __all__ = [
     # scheduling
@@ -60,7 +60,7 @@ def outcomes_for_job(external_job_posting_id: str) -> list[Outcome]:
 
 def __getattr__(name: str) -> Any:
     if name in _SCHEDULING:
-        return getattr(importlib.import_module("tasks.scheduling"), name)
+        return getattr(importlib.import_module("workers.scheduling"), name)
     raise AttributeError(f"module 'jobops' has no attribute {name!r}")
 
 

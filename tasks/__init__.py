@@ -1,6 +1,6 @@
 """jobops' Celery tasks, all named ``jobops.*`` and routed to JOBOPS_QUEUE."""
 
-from tasks.scheduling import schedule_verification, verify_urns
+from tasks.scheduling import schedule_verification
 from tasks.verification import verify_job_operation
 
-__all__ = ["schedule_verification", "verify_job_operation", "verify_urns"]
+__all__ = ["schedule_verification", "verify_job_operation"]

@@ -84,7 +84,7 @@ class Scheduler(threading.Thread):
     def run(self) -> None:
         # Imported here: settings are read from the environment the run has just set.
         from settings import get_settings
-        from tasks.scheduling import schedule_from_answer
+        from workers.scheduling import schedule_from_answer
 
         started = time.monotonic()
         try:

@@ -18,12 +18,12 @@ from jobops.core.request import MAX_BATCH_BYTES, MAX_BATCH_SIZE
 from jobops.state import keys
 from jobops.state.batches import BatchSpec
 from sandbox import SandboxState
-from tasks.scheduling import schedule_from_answer, verify_urns
 from tests.conftest import Recorder
 from tests.jobs import job, post, posted_urns, task_urns
 from workers import app
 from workers.callbacks import batch_task_id, callback_task_id, publish_batches
 from workers.runtime import runtime
+from workers.scheduling import schedule_from_answer, verify_urns
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 

@@ -14,12 +14,12 @@ import redis
 
 from jobops.core.request import parse_request
 from sandbox import SandboxState
-from tasks.scheduling import verification_id
 from tests.conftest import ExtraWorkers, Recorder, wait_for_line
 from tests.jobs import job, post, task_urns
 from tests.pipeline_app import app as pipeline
 from workers import app
 from workers.runtime import runtime
+from workers.scheduling import verification_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 

@@ -9,9 +9,9 @@ import pytest
 import requests
 
 from sandbox import SandboxState
-from tasks.scheduling import schedule_from_answer
 from tests.conftest import FLOWER_AUTH, Recorder
 from tests.jobs import job, post, task_urns
+from workers.scheduling import schedule_from_answer
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 

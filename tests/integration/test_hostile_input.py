@@ -13,13 +13,13 @@ import redis
 from jobops.core.errors import InvalidRequest
 from jobops.state import keys
 from sandbox import SandboxState
-from tasks.scheduling import schedule_from_answer, verify_urns
 from tests.conftest import Recorder, wait_for_line
 from tests.env import TEST_ENV
 from tests.jobs import job, post, task_urns
 from tests.pipeline_app import app as pipeline
 from workers import app
 from workers.runtime import runtime
+from workers.scheduling import schedule_from_answer, verify_urns
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 GOOD = "urn:li:simpleJobPostingTask:07ae37ab-2216-4d0f-97a0-53a516681c8f"

@@ -12,11 +12,11 @@ import pytest
 
 from jobops.state import keys
 from sandbox import SandboxState
-from tasks.scheduling import schedule_from_answer
 from tests.conftest import Recorder
 from tests.env import TEST_ENV
 from tests.jobs import MIGRATING, job, post, task_urns
 from workers.runtime import runtime
+from workers.scheduling import schedule_from_answer
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 

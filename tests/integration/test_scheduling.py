@@ -15,12 +15,11 @@ import redis
 
 from jobops.state.keys import run_key
 from sandbox import SandboxState
-from tasks import scheduling
-from tasks.scheduling import schedule_from_answer, verify_urns
 from tests.conftest import Recorder, wait_for_line
 from tests.jobs import job, post, task_urns
 from tests.pipeline_app import app as pipeline
-from workers import app
+from workers import app, scheduling
+from workers.scheduling import schedule_from_answer, verify_urns
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 

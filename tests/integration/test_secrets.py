@@ -12,10 +12,10 @@ import requests
 
 from jobops.state import keys
 from sandbox import SandboxState
-from tasks.scheduling import schedule_from_answer
 from tests.conftest import FLOWER_AUTH, Recorder
 from tests.env import TEST_ENV
 from tests.jobs import job, post
+from workers.scheduling import schedule_from_answer
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 

@@ -16,9 +16,9 @@ from celery import chain
 
 from jobops.core.urns import encode_id_param
 from sandbox import SandboxState
-from tasks.scheduling import schedule_from_answer, verify_urns
 from tests.conftest import Recorder, wait_callbacks_run
 from tests.jobs import MIGRATING, job, post, task_urns
+from workers.scheduling import schedule_from_answer, verify_urns
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 SECRET = "sandbox-secret"
