@@ -89,7 +89,7 @@ def build_runtime(settings: Settings) -> Fleet:
         settings.linkedin_client_secret.get_secret_value(),
         settings.http_timeout_seconds,
     )
-    metrics = Metrics(settings.metrics_flush_seconds)
+    metrics = Metrics(settings.metrics_flush_seconds, store=store)
     tokens = SharedTokenCache(store, fetch, settings.token_refresh_margin_seconds,
                               settings.token_lock_seconds,
                               on_refresh=lambda: metrics.add("jobops_token_refreshes_total"))

@@ -1,20 +1,12 @@
-"""Every unfinished verification, with when its next run is due: the safety net.
-
-The Redis broker can lose a message (a worker dies between taking a message and
-recording it as unacknowledged — kombu does those in two steps). So each verification
-also registers its next round here, before that round's message is published, and the
-queues such messages go to. A round overdue by more than a grace period (longer than the
-broker's own redelivery) is late or lost: late while a message of it still waits in a
-queue or is held by a worker (a backlog, a stopped worker), lost once two sweeps in a row
-found none. Only a lost one is re-sent, under the same task id, so run leases drop it if
-the original shows up after all.
-"""
+"""Every unfinished verification, with when its next run is due: the safety net for
+messages the broker loses."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import redis
@@ -34,7 +26,10 @@ _POSTPONE = lua.source("pending_postpone")
 
 @dataclass(frozen=True)
 class Verdict:
-    """What a sweep makes of the overdue rounds it found."""
+    """What a sweep makes of the overdue rounds it found: late while a message of it still
+    waits in a queue or is held by a worker (a backlog, a stopped worker), lost once two
+    sweeps in a row found none. Only a lost one is re-sent, under the same task id, so run
+    leases drop it if the original shows up after all."""
 
     #: A message of it waits in a queue or is held by a worker: late, left to run.
     waiting: list[str] = field(default_factory=list)
@@ -65,7 +60,23 @@ def judge(overdue: Collection[str], held: Collection[str], unseen_since: Mapping
     return verdict
 
 
+def _task_urns(kwargs: Mapping[str, Any]) -> list[str]:
+    """The text values of a round's ``task_urns`` (a round sent by name may hold others)."""
+    urns = kwargs.get("task_urns")
+    return [u for u in urns if isinstance(u, str)] if isinstance(urns, list) else []
+
+
 class PendingRegistry:
+    """The next round of every unfinished verification, and the queues its message may wait
+    in.
+
+    The Redis broker can lose a message (a worker dies between taking a message and
+    recording it as unacknowledged — kombu does those in two steps). So each verification
+    also registers its next round here, before that round's message is published. A round
+    is overdue ``grace_seconds`` after it was due: a grace period longer than the broker's
+    own redelivery.
+    """
+
     def __init__(self, store: redis.Redis, grace_seconds: float, ttl_seconds: int) -> None:
         self._store = store
         self._forget = store.register_script(_FORGET)
@@ -146,19 +157,34 @@ class PendingRegistry:
         if verification_ids:
             self._store.zrem(keys.PENDING, *verification_ids)
 
+    def _registered(self) -> Iterator[dict[str, Any]]:
+        """The arguments of every registered round, as a SCAN finds them."""
+        names = (n for n in self._store.scan_iter(match=keys.PENDING_ARGS_PATTERN, count=1000)
+                 if n != keys.PENDING_URNS.encode())
+        while page := list(islice(names, 500)):
+            yield from (json.loads(raw) for raw in self._store.mget(page) if raw is not None)
+
     def urns_with_context(self, key: str, value: str) -> set[str]:
         """Pending URNs of verifications whose context has ``key`` equal to ``value``."""
-        urns: set[str] = set()
-        for name in self._store.scan_iter(match=keys.PENDING_ARGS_PATTERN, count=1000):
-            if name == keys.PENDING_URNS.encode():
-                continue
-            raw = self._store.get(name)
-            if raw is None:
-                continue
-            kwargs = json.loads(raw)
-            if str((kwargs.get("context") or {}).get(key)) == value:
-                urns.update(kwargs.get("task_urns") or [])
-        return urns
+        return {urn for kwargs in self._registered()
+                if str((kwargs.get("context") or {}).get(key)) == value
+                for urn in _task_urns(kwargs)}
+
+    def verifying(self, urns: Collection[str]) -> set[str]:
+        """Those of ``urns`` an unfinished verification still asks about: in the due set
+        (kept while polling is coalesced) or in a registered round's arguments."""
+        wanted = list(dict.fromkeys(urns))
+        if not wanted:
+            return set()
+        scores = self._store.zmscore(keys.DUE, wanted)
+        found = {u for u, score in zip(wanted, scores, strict=True) if score is not None}
+        rest = set(wanted) - found
+        for kwargs in self._registered() if rest else ():
+            found.update(rest.intersection(_task_urns(kwargs)))
+            rest -= found
+            if not rest:
+                break
+        return found
 
     def count(self) -> tuple[int, int]:
         """Unfinished verifications, and their pending task URNs."""

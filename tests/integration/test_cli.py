@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import re
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
+from jobops.core.outcomes import Operation, Status, build_outcome
+from jobops.core.urns import TASK_URN_PREFIX
+from jobops.state.keys import outcome_key, pending_args_key
 from sandbox import SandboxState
-from tasks.scheduling import schedule_from_answer
+from tests.conftest import Recorder
 from tests.env import TEST_ENV
 from tests.jobs import job, post, task_urns
+from workers.scheduling import schedule_from_answer
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
 
@@ -72,18 +80,57 @@ def test_every_command_speaks_json(sandbox: SandboxState) -> None:
     sandbox.script(503, {"message": "Service Unavailable", "status": 503})
     failed = jobops("status", *urns, "--json")
     assert failed.returncode == 1, failed.stderr
-    assert "503" in json.loads(failed.stdout)["error"]
+    answer = json.loads(failed.stdout)
+    assert "503" in answer["error"]
+    # Not IN_PROGRESS: nobody knows, the call failed.
+    assert answer["results"] == [{"task_urn": urns[0], "status": "UNKNOWN"}]
+    assert "Traceback" not in failed.stderr
 
 
 def test_bad_input_exits_2_with_what_to_fix() -> None:
     bad = jobops("schedule", "--operation", "CREATE", "urn:li:simpleJobPostingTask:a&b=c")
     assert bad.returncode == 2
     assert "malformed" in bad.stderr and "nothing was scheduled" in bad.stderr
-    timeout = jobops("watch", "urn:li:simpleJobPostingTask:never", "--timeout-seconds", "1")
+    never = jobops("watch", "urn:li:simpleJobPostingTask:never", "--timeout-seconds", "60")
+    assert never.returncode == 2 and "nothing is verifying this URN" in never.stderr
+    for command in ("demo", "sandbox", "status", "outcome", "schedule", "watch", "metrics",
+                    "limits", "stuck", "dead-letters"):
+        shown = jobops(command, "--help")
+        assert shown.returncode == 0 and f"Usage: jobops {command}" in shown.stdout
+
+
+def test_watch_gives_up_at_its_timeout(sandbox: SandboxState) -> None:
+    sandbox.config.in_progress_seconds = 60
+    urns = task_urns(post([job()], "CREATE"))
+    assert jobops("schedule", *urns, "--operation", "CREATE", "--countdown-seconds", "30"
+                  ).returncode == 0
+    timeout = jobops("watch", *urns, "--timeout-seconds", "1", "--interval-seconds", "0.3")
     assert timeout.returncode == 1
     assert "1 still pending" in timeout.stderr
-    for command in ("demo", "sandbox", "status", "outcome", "schedule", "watch", "limits"):
-        assert jobops(command, "--help").returncode == 0
+    assert timeout.stdout.splitlines()[0].split("] ")[1] == "0/1 done"
+
+
+def test_people_read_tables(sandbox: SandboxState, recorder: Recorder) -> None:
+    sandbox.config.in_progress_seconds = 0.2
+    answer = post([job(), job(description="Too short.")], "CREATE")
+    urns = task_urns(answer)
+    schedule_from_answer(answer, "CREATE", recorder.callbacks, recorder.context,
+                         countdown_seconds=0.1)
+    recorder.wait(2, settle_seconds=0)
+    for shown in (jobops("outcome", *urns), jobops("watch", *urns)):
+        assert shown.returncode == 0, shown.stderr
+        lines = shown.stdout.splitlines()
+        header = next(line for line in lines if "STATUS" in line)
+        assert header.split() == ["STATUS", "OPERATION", "JOB", "LOCATION", "LIVE", "DETAIL",
+                                  "TASK", "URN"]
+        rows = {urn: next(line for line in lines if urn in line) for urn in urns}
+        assert rows[urns[0]].split()[:2] == ["SUCCEEDED", "CREATE"]
+        assert "DESCRIPTION_TOO_SHORT" in rows[urns[1]]
+    status = jobops("status", *urns)
+    assert status.returncode == 0, status.stderr
+    rows = {urn: next(line for line in status.stdout.splitlines() if urn in line)
+            for urn in urns}
+    assert (rows[urns[0]].split()[0], rows[urns[1]].split()[0]) == ("SUCCEEDED", "FAILED")
 
 
 def test_watch_a_context_tag_across_operations(sandbox: SandboxState) -> None:
@@ -114,3 +161,34 @@ def test_a_countdown_outside_half_the_visibility_timeout_exits_2(countdown: str,
                  "urn:li:simpleJobPostingTask:07ae37ab-2216-4d0f-97a0-53a516681c8f")
     assert bad.returncode == 2, bad.stdout
     assert fragment in bad.stderr
+
+
+def test_watch_draws_a_bar_on_a_terminal(store: redis.Redis) -> None:
+    done, waiting = (f"{TASK_URN_PREFIX}{uuid.uuid4()}" for _ in range(2))
+    store.set(outcome_key(done), json.dumps(build_outcome(
+        task_urn=done, status=Status.SUCCEEDED, operation=Operation.CREATE, context={},
+        requested_at=time.time() - 60, decided_at=time.time(),
+        result={"externalJobPostingId": "job-1"})), ex=60)
+    store.set(pending_args_key(str(uuid.uuid4())), json.dumps({"task_urns": [waiting]}), ex=60)
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "jobops.cli", "watch", done, waiting,
+                                "--timeout-seconds", "1", "--interval-seconds", "0.3"],
+                               stdout=follower, stderr=subprocess.PIPE,
+                               env={**os.environ, **TEST_ENV, "COLUMNS": "200"})
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process ended
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 1 and b"1 still pending" in errors
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode())
+    assert "1/2 done · 1 SUCCEEDED" in text and "━" in text
+    assert "[###" not in text, "no plain progress lines on a terminal"
+    assert done in text and "SUCCEEDED" in text
