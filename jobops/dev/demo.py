@@ -20,6 +20,7 @@ from typing import Any
 from jobops.core.outcomes import count_statuses, outcome_cells
 from jobops.dev.processes import redis_answers, start_redis, start_worker, stop, wait_ready
 from sandbox import SandboxConfig, SandboxServer, SandboxState
+from settings import load_settings
 from settings.urls import masked
 
 MIGRATING = "urn:li:organization:2002"
@@ -96,6 +97,8 @@ def run_demo(timeout_seconds: float = 120.0) -> int:
     }
     os.environ.update(env)
     try:
+        # A bad setting of the caller's is named here, before any worker starts on it.
+        load_settings()
         return _drive(run, env, state, workdir, children, timeout_seconds)
     finally:
         for child in reversed(children):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from jobops.core.errors import ConfigurationError
+from jobops.core.errors import ConfigurationError, JobopsError
 
 
 def free_port() -> int:
@@ -79,7 +79,7 @@ def wait_ready(process: subprocess.Popen[bytes], log_path: Path, timeout_seconds
             return
         if process.poll() is not None or time.monotonic() > deadline:
             tail = "\n".join(text.splitlines()[-20:])
-            raise RuntimeError(f"worker did not start (see {log_path}):\n{tail}")
+            raise JobopsError(f"worker did not start (see {log_path}):\n{tail}")
         time.sleep(0.1)
 
 

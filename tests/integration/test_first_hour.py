@@ -59,6 +59,11 @@ def test_a_bad_setting_is_named(args: list[str]) -> None:
     assert_told(done, "JOBOPS_POLL_INTERVAL_SECONDS", "got 'abc'")
 
 
+def test_the_demo_names_a_bad_setting_before_starting_anything() -> None:
+    done = jobops("demo", JOBOPS_CALLS_PER_SECOND="abc")
+    assert_told(done, "JOBOPS_CALLS_PER_SECOND", "got 'abc'")
+
+
 @pytest.fixture
 def taken_port() -> Iterator[int]:
     with socket.socket() as sock:
