@@ -1,1 +1,1 @@
-"""."""
+"""Development tooling: the demo, its example pipeline, process helpers."""

@@ -1,1 +1,1 @@
-"""."""
+"""LinkedIn over HTTP: OAuth client credentials and the task-status client."""
