@@ -22,6 +22,8 @@ from sandbox import SandboxState
 from tests.conftest import Recorder
 from tests.env import TEST_ENV
 from tests.jobs import job, post, task_urns
+from workers import app
+from workers.runtime import runtime
 from workers.scheduling import schedule_from_answer
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("workers")]
@@ -102,12 +104,17 @@ def test_bad_input_exits_2_with_what_to_fix() -> None:
 def test_watch_gives_up_at_its_timeout(sandbox: SandboxState) -> None:
     sandbox.config.in_progress_seconds = 60
     urns = task_urns(post([job()], "CREATE"))
-    assert jobops("schedule", *urns, "--operation", "CREATE", "--countdown-seconds", "30"
-                  ).returncode == 0
+    scheduled = jobops("schedule", *urns, "--operation", "CREATE", "--countdown-seconds", "30",
+                       "--json")
+    assert scheduled.returncode == 0
     timeout = jobops("watch", *urns, "--timeout-seconds", "1", "--interval-seconds", "0.3")
     assert timeout.returncode == 1
     assert "1 still pending" in timeout.stderr
     assert timeout.stdout.splitlines()[0].split("] ")[1] == "0/1 done"
+    # Not left polling the session's sandbox for a minute under later tests.
+    for verification_id in json.loads(scheduled.stdout)["verification_ids"]:
+        app.control.revoke(verification_id)
+        runtime().pending.forget(verification_id)
 
 
 def test_people_read_tables(sandbox: SandboxState, recorder: Recorder) -> None:
