@@ -24,6 +24,7 @@ from jobops.core.urns import is_task_urn
 from jobops.state.leases import LeaseLost
 from jobops.state.stuck import error_text
 from workers import app
+from workers.config import countdown_for_broker
 from workers.rounds import (
     StillPending,
     end_round,
@@ -49,7 +50,8 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
     only while the lease is still this run's, then that round is marked done.
     """
     fleet = runtime()
-    countdown_seconds = fleet.settings.cadence.countdown(countdown_seconds)
+    countdown_seconds = countdown_for_broker(
+        fleet.settings, fleet.settings.cadence.countdown(countdown_seconds))
     if finished is not None:
         still_held(fleet, task.request.id, finished[0])
         fleet.pending.expect(task.request.id, kwargs, fleet.clock.now() + countdown_seconds)

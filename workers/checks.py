@@ -6,12 +6,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import amqp.exceptions
+import kombu
+import kombu.exceptions
 import redis
 from celery.signals import celeryd_after_setup
+from kombu import Exchange, Queue
 
 from settings import Settings, get_settings
 from settings.urls import masked
 from workers import app
+from workers.config import on_rabbitmq
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +77,40 @@ def check_eviction(url: str, allow_eviction: bool) -> None:
     log.warning("%s. Starting anyway: JOBOPS_ALLOW_EVICTION is set.", problem)
 
 
+def check_callback_queue(settings: Settings) -> None:
+    """On RabbitMQ, callbacks are published without declaring their queue (it is the
+    pipeline's, maybe with arguments of its own), and RabbitMQ drops a message for a queue
+    that does not exist: make sure JOBOPS_CALLBACK_QUEUE does."""
+    if not on_rabbitmq(settings):
+        return
+    name = settings.callback_queue
+    shown = masked(settings.effective_broker_url)
+    try:
+        with kombu.Connection(settings.effective_broker_url,
+                              connect_timeout=CHECK_TIMEOUT_SECONDS) as connection:
+            try:
+                connection.default_channel.queue_declare(name, passive=True)
+                return
+            except amqp.exceptions.NotFound:
+                pass
+            # The 404 closed that channel.
+            Queue(name, Exchange(name), routing_key=name)(connection.channel()).declare()
+    except (OSError, amqp.exceptions.AMQPError, kombu.exceptions.KombuError) as error:
+        log.warning("could not check that JOBOPS_CALLBACK_QUEUE %r exists on %s (%s): "
+                    "callbacks for a queue RabbitMQ does not have are dropped", name, shown,
+                    type(error).__name__)
+        return
+    log.warning("JOBOPS_CALLBACK_QUEUE %r did not exist on %s: declared it as a classic "
+                "queue, as Celery does for a queue it does not know. Declare it before "
+                "starting jobops to give it arguments of your own (quorum, a length limit).",
+                name, shown)
+
+
 def check_before_start(settings: Settings) -> None:
     check_credentials(settings)
     for url in redis_urls(settings):
         check_eviction(url, settings.allow_eviction)
+    check_callback_queue(settings)
 
 
 @celeryd_after_setup.connect

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from jobops.state.keys import ONCE_TASK_ID_PREFIXES
 from settings import Settings
@@ -21,6 +21,54 @@ def restore_interval_seconds(settings: Settings) -> float:
     return min(MAX_RESTORE_INTERVAL_SECONDS, settings.visibility_timeout_seconds / 10)
 
 
+#: Broker URL schemes of RabbitMQ (AMQP 0-9-1).
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+
+
+def on_rabbitmq(settings: Settings) -> bool:
+    return settings.effective_broker_url.startswith(AMQP_SCHEMES)
+
+
+def countdown_for_broker(settings: Settings, seconds: float) -> float:
+    """``seconds`` as a countdown the broker takes. RabbitMQ's delay exchanges count whole
+    seconds, and Celery refuses to publish a countdown between 0 and 1 s to them (kombu's
+    ``calculate_routing_key``: "countdown must be a positive number"), so such a wait
+    becomes one second there."""
+    if on_rabbitmq(settings) and 0 < seconds < 1:
+        return 1.0
+    return seconds
+
+
+def jobops_queue(settings: Settings) -> Queue:
+    """The queue jobops' tasks go to. On RabbitMQ a quorum queue behind a topic exchange:
+    Celery then sends every countdown through RabbitMQ's delay exchanges (native delayed
+    delivery), so a waiting verification is held by the broker, not in worker memory. A
+    pipeline that sends by name declares the same queue (see the README)."""
+    if on_rabbitmq(settings):
+        return Queue(settings.queue, Exchange(settings.queue, type="topic"),
+                     routing_key=settings.queue, queue_arguments={"x-queue-type": "quorum"})
+    return Queue(settings.queue, routing_key=settings.queue)
+
+
+def _redis_transport_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "visibility_timeout": settings.visibility_timeout_seconds,
+        # Each worker looks for messages past the visibility timeout (those a worker
+        # that stopped or died while Redis was down left in the unacked hash) this
+        # often, instead of kombu's 10 s x 10.
+        "unacked_restore_interval": restore_interval_seconds(settings),
+        "unacked_restore_throttle": 1,
+        # An unreachable host must not hold a worker (or its shutdown) for the
+        # system's TCP connect timeout, minutes.
+        "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_SECONDS,
+        # A callback sent again (a publish retried after its reply was lost, a run
+        # retried after its batch failed) is queued once (workers.broker). Every path
+        # that sends one again does so within two visibility timeouts.
+        "enqueue_once_prefixes": ONCE_TASK_ID_PREFIXES,
+        "enqueue_once_seconds": settings.visibility_timeout_seconds * 2,
+    }
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery's configuration for ``settings``."""
     return {
@@ -35,26 +83,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         # Redis redelivers a message not acknowledged within this time; every countdown
         # (first check, backoff) is validated to stay under half of it.
-        "broker_transport_options": {
-            "visibility_timeout": settings.visibility_timeout_seconds,
-            # Each worker looks for messages past the visibility timeout (those a worker
-            # that stopped or died while Redis was down left in the unacked hash) this
-            # often, instead of kombu's 10 s x 10.
-            "unacked_restore_interval": restore_interval_seconds(settings),
-            "unacked_restore_throttle": 1,
-            # An unreachable host must not hold a worker (or its shutdown) for the
-            # system's TCP connect timeout, minutes.
-            "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_SECONDS,
-            # A callback sent again (a publish retried after its reply was lost, a run
-            # retried after its batch failed) is queued once (workers.broker). Every path
-            # that sends one again does so within two visibility timeouts.
-            "enqueue_once_prefixes": ONCE_TASK_ID_PREFIXES,
-            "enqueue_once_seconds": settings.visibility_timeout_seconds * 2,
-        },
+        "broker_transport_options": {} if on_rabbitmq(settings)
+        else _redis_transport_options(settings),
         # A worker consumes only the jobops queue. Any other task this app sends — a
         # callback, the next step of a user's chain — goes to JOBOPS_CALLBACK_QUEUE, never
         # to a worker that cannot run it.
-        "task_queues": (Queue(settings.queue, routing_key=settings.queue),),
+        "task_queues": (jobops_queue(settings),),
         "task_default_queue": settings.callback_queue,
         "task_routes": {"jobops.*": {"queue": settings.queue, "routing_key": settings.queue}},
         "task_serializer": "json",

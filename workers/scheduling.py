@@ -23,6 +23,7 @@ from jobops.core.request import (
 from jobops.state.keys import refused_outcome_key, scheduled_key
 from workers import app
 from workers.callbacks import deliver, outcome_callback
+from workers.config import countdown_for_broker
 from workers.runtime import Fleet, runtime
 
 # URNs per verify_job_operation message: a big request becomes several tasks, so no one
@@ -123,8 +124,10 @@ def _checked(kwargs: dict[str, Any], countdown_seconds: Any, idempotency_key: An
     :class:`jobops.core.errors.InvalidRequest` and nothing is enqueued."""
     cadence = runtime().settings.cadence
     max_seconds = cadence.max_countdown_seconds
-    countdown = cadence.first_check_seconds if countdown_seconds is None \
-        else parse_countdown(countdown_seconds, "countdown_seconds", max_seconds)
+    countdown = countdown_for_broker(runtime().settings, cadence.first_check_seconds
+                                     if countdown_seconds is None else
+                                     parse_countdown(countdown_seconds, "countdown_seconds",
+                                                     max_seconds))
     key = parse_idempotency_key(idempotency_key)
     request = parse_request(kwargs, now=now, strict=True, max_countdown_seconds=max_seconds)
     return request, countdown, key

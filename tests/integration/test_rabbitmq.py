@@ -1,0 +1,182 @@
+"""RabbitMQ as the broker, Redis as the state: a quorum queue, countdowns and retries in
+RabbitMQ's delay exchanges, callbacks to a pipeline's own queue. A real RabbitMQ
+(127.0.0.1:5672, guest/guest) in a vhost of the test's own; skipped where none answers,
+failing when CI is set."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from kombu import Connection, Exchange, Queue
+
+from sandbox import SandboxState
+from tests.conftest import ExtraWorkers
+from tests.jobs import job, post, task_urns
+
+pytestmark = pytest.mark.integration
+
+RABBITMQ = ("127.0.0.1", 5672)
+
+
+def _rabbitmq_missing() -> str | None:
+    if shutil.which("rabbitmqctl") is None:
+        return "rabbitmqctl is not installed (it makes each test's vhost)"
+    try:
+        socket.create_connection(RABBITMQ, timeout=2).close()
+    except OSError as error:
+        return f"RabbitMQ does not answer at {RABBITMQ[0]}:{RABBITMQ[1]} ({error})"
+    return None
+
+
+def _rabbitmqctl(*args: str) -> str:
+    done = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def vhost() -> Iterator[str]:
+    """A vhost of the test's own; its URL."""
+    if (why := _rabbitmq_missing()) is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}; CI is set, so this is a failure, not a skip")
+        pytest.skip(why)
+    name = f"jobops-test-{uuid.uuid4().hex[:8]}"
+    _rabbitmqctl("add_vhost", name)
+    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+    yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
+    _rabbitmqctl("delete_vhost", name)
+
+
+def queue_types(vhost_url: str) -> dict[str, str]:
+    out = _rabbitmqctl("list_queues", "-p", vhost_url.rsplit("/", 1)[1], "name", "type")
+    return dict(line.split("\t")[:2] for line in out.splitlines() if "\t" in line)
+
+
+def pipeline_app(broker: str, jobops_queue: str, callback_queue: str) -> Celery:
+    """The README's pipeline on RabbitMQ: it declares the jobops queue as jobops does (so
+    its countdowns go through the delay exchanges) and its own callback queue, classic,
+    with an argument jobops must not change."""
+    app = Celery("pipeline", broker=broker)
+    app.conf.task_queues = [
+        Queue(jobops_queue, Exchange(jobops_queue, type="topic"), routing_key=jobops_queue,
+              queue_arguments={"x-queue-type": "quorum"}),
+        Queue(callback_queue, Exchange(callback_queue), routing_key=callback_queue,
+              queue_arguments={"x-max-length": 10_000}),
+    ]
+    app.conf.task_routes = {"jobops.*": {"queue": jobops_queue}}
+    with app.connection_for_write() as connection:
+        for queue in app.conf.task_queues:
+            queue(connection.default_channel).declare()
+    return app
+
+
+def callbacks(broker: str, queue: str, count: int, timeout_seconds: float = 60
+              ) -> list[dict]:
+    """Take ``count`` callback messages off the pipeline's queue: (task name, outcome)."""
+    found: list[dict] = []
+    deadline = time.monotonic() + timeout_seconds
+    with Connection(broker) as connection:
+        simple = connection.SimpleQueue(Queue(queue, Exchange(queue), routing_key=queue,
+                                              queue_arguments={"x-max-length": 10_000}))
+        while len(found) < count:
+            assert time.monotonic() < deadline, f"{len(found)} of {count} callbacks: {found}"
+            try:
+                message = simple.get(timeout=1)
+            except simple.Empty:
+                continue
+            args = json.loads(message.body)[0] if isinstance(message.body, (str, bytes)) \
+                else message.body[0]
+            found.append({"task": message.headers["task"], "id": message.headers["id"],
+                          "outcome": args[0]})
+            message.ack()
+        simple.close()
+    return found
+
+
+def received_at(log: Path, task_id: str) -> list[float]:
+    """When the worker received each message of ``task_id`` (its log's clock)."""
+    stamps = re.findall(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] Task "
+                        rf"jobops\.verify_job_operation\[{task_id}\] received",
+                        log.read_text(errors="replace"))
+    return [time.mktime(time.strptime(s[:19], "%Y-%m-%d %H:%M:%S")) + int(s[20:]) / 1000
+            for s in stamps]
+
+
+@pytest.fixture
+def rabbit_workers(tmp_path: Path) -> Iterator[ExtraWorkers]:
+    extra = ExtraWorkers(tmp_path)
+    yield extra
+    extra.stop_all()
+
+
+def test_a_verification_waits_in_rabbitmq_and_retries_for_several_rounds(
+        vhost: str, sandbox: SandboxState, rabbit_workers: ExtraWorkers) -> None:
+    queue, callback_queue = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("jobops", "pipeline"))
+    # The pipeline's side first, as in production: its queues exist when jobops starts.
+    pipeline = pipeline_app(vhost, queue, callback_queue)
+    rabbit_workers(concurrency=2, queue=queue, CELERY_BROKER_URL=vhost,
+                   JOBOPS_CALLBACK_QUEUE=callback_queue, JOBOPS_POLL_INTERVAL_SECONDS="0.5",
+                   JOBOPS_MAX_POLL_INTERVAL_SECONDS="1")
+    sandbox.config.in_progress_seconds = 7
+    urns = task_urns(post([job(), job(location="Atlantis")], "CREATE"))
+    verification = str(uuid.uuid4())
+    sent_at = time.time()
+    pipeline.send_task("jobops.verify_job_operation", countdown=3, task_id=verification,
+                       kwargs={"task_urns": urns, "operation": "CREATE",
+                               "callbacks": {"DEFAULT": "pipeline.job_outcome"}})
+    found = callbacks(vhost, callback_queue, 2)
+    assert {f["task"] for f in found} == {"pipeline.job_outcome"}
+    assert sorted(f["outcome"]["task_urn"] for f in found) == sorted(urns)
+    assert sorted(f["outcome"]["status"] for f in found) == ["FAILED", "SUCCEEDED"]
+    types = queue_types(vhost)
+    assert types[queue] == "quorum"
+    assert types[callback_queue] == "classic", "the pipeline's queue kept as declared"
+    [log] = rabbit_workers.logs(queue)
+    rounds = received_at(log, verification)
+    # Held by RabbitMQ, not the worker: the first message reached it only when due, and so
+    # did every retry (sub-second waits go as whole seconds through the delay exchanges).
+    assert rounds[0] >= sent_at + 3 - 0.2, (sent_at, rounds)
+    assert len(rounds) >= 4, f"{len(rounds)} rounds: the task should have retried"
+    assert all(b - a >= 0.9 for a, b in zip(rounds, rounds[1:], strict=False)), rounds
+    assert "countdown must be a positive number" not in log.read_text()
+
+
+def test_a_killed_worker_loses_nothing(vhost: str, sandbox: SandboxState,
+                                       rabbit_workers: ExtraWorkers) -> None:
+    queue, callback_queue = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("jobops", "pipeline"))
+    settings = {"CELERY_BROKER_URL": vhost, "JOBOPS_CALLBACK_QUEUE": callback_queue,
+                "JOBOPS_POLL_INTERVAL_SECONDS": "1", "JOBOPS_MAX_POLL_INTERVAL_SECONDS": "1"}
+    pipeline = pipeline_app(vhost, queue, callback_queue)
+    rabbit_workers(concurrency=2, queue=queue, **settings)
+    sandbox.config.in_progress_seconds = 3
+    urns = task_urns(post([job() for _ in range(6)], "CREATE"))
+    for urn in urns:
+        pipeline.send_task("jobops.verify_job_operation", countdown=1, kwargs={
+            "task_urns": [urn], "operation": "CREATE",
+            "callbacks": {"DEFAULT": "pipeline.job_outcome"}})
+    [log] = rabbit_workers.logs(queue)
+    deadline = time.monotonic() + 30
+    while "retry: Retry" not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "no verification retried"
+        time.sleep(0.1)
+    # Mid-run, with retries waiting in RabbitMQ's delay queues and rounds unacknowledged.
+    for _, process, _ in rabbit_workers._started:
+        os.killpg(process.pid, signal.SIGKILL)
+    rabbit_workers(concurrency=2, queue=queue, **settings)
+    found = callbacks(vhost, callback_queue, 6, timeout_seconds=90)
+    assert sorted(f["outcome"]["task_urn"] for f in found) == sorted(urns)
+    assert {f["outcome"]["status"] for f in found} == {"SUCCEEDED"}
