@@ -180,3 +180,53 @@ def test_a_killed_worker_loses_nothing(vhost: str, sandbox: SandboxState,
     found = callbacks(vhost, callback_queue, 6, timeout_seconds=90)
     assert sorted(f["outcome"]["task_urn"] for f in found) == sorted(urns)
     assert {f["outcome"]["status"] for f in found} == {"SUCCEEDED"}
+
+
+def test_a_lost_broker_connection_loses_nothing_and_doubles_nothing(
+        vhost: str, sandbox: SandboxState, rabbit_workers: ExtraWorkers) -> None:
+    """RabbitMQ closes every connection of the vhost (as a node restart does to clients)
+    while rounds wait in its delay queues and run in the worker: the worker reconnects,
+    and every URN gets one outcome, under one callback id."""
+    queue, callback_queue = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("jobops", "pipeline"))
+    pipeline = pipeline_app(vhost, queue, callback_queue)
+    rabbit_workers(concurrency=2, queue=queue, CELERY_BROKER_URL=vhost,
+                   JOBOPS_CALLBACK_QUEUE=callback_queue, JOBOPS_POLL_INTERVAL_SECONDS="1",
+                   JOBOPS_MAX_POLL_INTERVAL_SECONDS="1")
+    sandbox.config.in_progress_seconds = 4
+    urns = task_urns(post([job() for _ in range(8)], "CREATE"))
+    for urn in urns:
+        pipeline.send_task("jobops.verify_job_operation", countdown=1, kwargs={
+            "task_urns": [urn], "operation": "CREATE",
+            "callbacks": {"DEFAULT": "pipeline.job_outcome"}})
+    [log] = rabbit_workers.logs(queue)
+    deadline = time.monotonic() + 30
+    while "retry: Retry" not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "no verification retried"
+        time.sleep(0.1)
+    _rabbitmqctl("close_all_connections", "-p", vhost.rsplit("/", 1)[1], "test: broker gone")
+    found = callbacks(vhost, callback_queue, 8, timeout_seconds=90)
+    assert sorted(f["outcome"]["task_urn"] for f in found) == sorted(urns)
+    assert {f["outcome"]["status"] for f in found} == {"SUCCEEDED"}
+    # Nothing more comes: a second callback for a URN would be a copy.
+    assert callbacks_left(vhost, callback_queue, wait_seconds=3) == []
+    text = log.read_text(errors="replace")
+    assert "Connection to broker lost" in text or "connection lost" in text.lower(), \
+        "the worker should have seen the connection go"
+
+
+def callbacks_left(broker: str, queue: str, wait_seconds: float) -> list[str]:
+    """Callback ids still arriving within ``wait_seconds``."""
+    left = []
+    deadline = time.monotonic() + wait_seconds
+    with Connection(broker) as connection:
+        simple = connection.SimpleQueue(Queue(queue, Exchange(queue), routing_key=queue,
+                                              queue_arguments={"x-max-length": 10_000}))
+        while time.monotonic() < deadline:
+            try:
+                message = simple.get(timeout=0.5)
+            except simple.Empty:
+                continue
+            left.append(message.headers["id"])
+            message.ack()
+        simple.close()
+    return left
