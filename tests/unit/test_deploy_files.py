@@ -21,7 +21,7 @@ from settings import load_settings
 ROOT = Path(__file__).resolve().parents[2]
 LINKEDIN = ("LINKEDIN_API_URL", "LINKEDIN_TOKEN_URL", "LINKEDIN_CLIENT_ID",
             "LINKEDIN_CLIENT_SECRET")
-JOBOPS_ENV = ("REDIS_URL", "JOBOPS_QUEUE", "JOBOPS_CALLBACK_QUEUE")
+JOBOPS_ENV = ("REDIS_URL", "CELERY_BROKER_URL", "JOBOPS_QUEUE", "JOBOPS_CALLBACK_QUEUE")
 _DEFAULTED = re.compile(r"\$\{(\w+):-([^}]*)\}")
 _REQUIRED = re.compile(r"\$\{(\w+):\?([^}]+)\}")
 
@@ -77,8 +77,8 @@ def durations_seconds(value: str) -> float:
 
 def test_each_file_holds_the_promised_processes() -> None:
     assert set(procfile()) == {"worker", "flower", "sandbox", "metrics"}
-    assert set(services()) == {"redis", "worker", "flower", "metrics"}
-    assert set(compose()["volumes"]) == {"redis-data"}
+    assert set(services()) == {"redis", "worker", "flower", "metrics", "rabbitmq"}
+    assert set(compose()["volumes"]) == {"redis-data", "rabbitmq-data"}
     assert set(services("docker-compose.sandbox.yml")) == {"sandbox", "worker"}
 
 
@@ -101,7 +101,9 @@ def test_compose_redis_persists_refuses_eviction_and_stays_private() -> None:
 
 def test_compose_services_start_once_redis_is_healthy() -> None:
     for name in ("worker", "flower", "metrics"):
-        assert services()[name]["depends_on"] == {"redis": {"condition": "service_healthy"}}
+        assert services()[name]["depends_on"] == {
+            "redis": {"condition": "service_healthy"},
+            "rabbitmq": {"condition": "service_healthy", "required": False}}
         environment = services()[name]["environment"]
         assert set(JOBOPS_ENV) <= set(environment), name
         variable, url = defaulted(environment["REDIS_URL"])
@@ -200,3 +202,19 @@ def test_published_ports_bind_to_this_machine_unless_asked() -> None:
     for name, option, variable in (("metrics", "--host", "METRICS_HOST"),
                                    ("flower", "--address", "FLOWER_ADDRESS")):
         assert defaulted(options(argv(procfile()[name]))[option]) == (variable, "127.0.0.1")
+
+
+def test_rabbitmq_is_a_profile_of_its_own_private_and_persistent() -> None:
+    rabbitmq = services()["rabbitmq"]
+    assert rabbitmq["profiles"] == ["rabbitmq"]
+    assert rabbitmq["image"].split(":")[0] == "rabbitmq"
+    # Quorum queues and Celery's delay exchanges need RabbitMQ 3.8 or newer.
+    assert tuple(map(int, rabbitmq["image"].split(":")[1].split("."))) >= (3, 8)
+    assert "ports" not in rabbitmq
+    assert rabbitmq["volumes"] == ["rabbitmq-data:/var/lib/rabbitmq"]
+    assert rabbitmq["healthcheck"]["test"][:2] == ["CMD", "rabbitmq-diagnostics"]
+    # No password of ours in the file: the shell's or .env's.
+    assert defaulted(rabbitmq["environment"]["RABBITMQ_DEFAULT_PASS"]) == (
+        "RABBITMQ_PASSWORD", "")
+    for name in ("worker", "flower", "metrics"):
+        assert services()[name]["environment"]["CELERY_BROKER_URL"] is None, name
