@@ -131,7 +131,7 @@ def test_a_verification_waits_in_rabbitmq_and_retries_for_several_rounds(
     rabbit_workers(concurrency=2, queue=queue, CELERY_BROKER_URL=vhost,
                    JOBOPS_CALLBACK_QUEUE=callback_queue, JOBOPS_POLL_INTERVAL_SECONDS="0.5",
                    JOBOPS_MAX_POLL_INTERVAL_SECONDS="1")
-    sandbox.config.in_progress_seconds = 7
+    sandbox.config.in_progress_seconds = 10
     urns = task_urns(post([job(), job(location="Atlantis")], "CREATE"))
     verification = str(uuid.uuid4())
     sent_at = time.time()
@@ -150,7 +150,9 @@ def test_a_verification_waits_in_rabbitmq_and_retries_for_several_rounds(
     # Held by RabbitMQ, not the worker: the first message reached it only when due, and so
     # did every retry (sub-second waits go as whole seconds through the delay exchanges).
     assert rounds[0] >= sent_at + 3 - 0.2, (sent_at, rounds)
-    assert len(rounds) >= 4, f"{len(rounds)} rounds: the task should have retried"
+    # Five retries and more: a routing key growing on each retry (kombu #2556) would pass
+    # AMQP's 255 bytes by the fifth.
+    assert len(rounds) >= 6, f"{len(rounds)} rounds: the task should have retried"
     assert all(b - a >= 0.9 for a, b in zip(rounds, rounds[1:], strict=False)), rounds
     assert "countdown must be a positive number" not in log.read_text()
 
