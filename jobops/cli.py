@@ -497,13 +497,15 @@ def stuck(as_json: bool) -> int:
 @click.option("--clear", is_flag=True, help="show every dead letter and remove them")
 @json_option
 def dead_letters(limit: int, clear: bool, as_json: bool) -> int:
+    from jobops.state.connect import connect
     from jobops.state.dead_letters import DeadLetters
 
-    url, setting = _broker(_settings())
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    settings = _settings()
+    url, setting = _broker(settings)
+    if not url.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
         raise ConfigurationError(f"the broker at {masked(url)} is not Redis: dead letters "
                                  "are kept only by jobops' Redis transport")
-    letters = DeadLetters(redis.Redis.from_url(url))
+    letters = DeadLetters(connect(url, settings.redis_master_name))
     with _reaching(url, setting):
         listed = letters.take() if clear else letters.listed(limit)
     if as_json:

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
 
     redis_url: str = Field("redis://localhost:6379/0", alias="REDIS_URL")
     broker_url: str | None = Field(None, alias="CELERY_BROKER_URL")
+    # With Sentinel addresses (sentinel://host:26379;sentinel://…) in REDIS_URL or
+    # CELERY_BROKER_URL: the name the sentinels monitor the primary under.
+    redis_master_name: str = Field("jobops", alias="JOBOPS_REDIS_MASTER_NAME", min_length=1)
 
     linkedin_api_url: str = Field("https://api.linkedin.com", alias="LINKEDIN_API_URL")
     linkedin_token_url: str = Field(

@@ -231,12 +231,27 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):  # type: ignore[misc]
+    """This module's channel, its connections to the primary Sentinel names."""
+
+    from_transport_options = (*Channel.from_transport_options, *(  # type: ignore[assignment]
+        option for option in kombu_redis.SentinelChannel.from_transport_options
+        if option not in Channel.from_transport_options))
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel
+
+
+_OURS = {kombu_redis.Transport: Transport, kombu_redis.SentinelTransport: SentinelTransport}
+
+
 class Connection(kombu.Connection):
     """kombu's Connection, with this module's transport for a Redis broker."""
 
     def get_transport_cls(self) -> type:
         transport_cls = super().get_transport_cls()
-        return Transport if transport_cls is kombu_redis.Transport else transport_cls
+        return _OURS.get(transport_cls, transport_cls)
 
     def Pool(  # noqa: N802 - kombu's name
             self, limit: int | None = None, **kwargs: Any) -> ConnectionPool:

@@ -13,6 +13,7 @@ import redis
 from celery.signals import celeryd_after_setup
 from kombu import Exchange, Queue
 
+from jobops.state.connect import connect
 from settings import Settings, get_settings
 from settings.urls import masked
 from workers import app
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 #: The one maxmemory-policy under which Redis never deletes a key to make room.
 SAFE_POLICY = "noeviction"
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "sentinel://")
 CHECK_TIMEOUT_SECONDS = 5.0
 
 
@@ -56,8 +57,9 @@ def check_eviction(url: str, allow_eviction: bool) -> None:
     """
     shown = masked(url)
     try:
-        with redis.Redis.from_url(url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
-                                  socket_timeout=CHECK_TIMEOUT_SECONDS) as store:
+        with connect(url, get_settings().redis_master_name,
+                     socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
+                     socket_timeout=CHECK_TIMEOUT_SECONDS) as store:
             policy = store.config_get("maxmemory-policy").get("maxmemory-policy")
     except redis.RedisError as error:
         # Managed services often refuse CONFIG GET; an unreachable Redis is the broker

@@ -66,6 +66,8 @@ def _redis_transport_options(settings: Settings) -> dict[str, Any]:
         # that sends one again does so within two visibility timeouts.
         "enqueue_once_prefixes": ONCE_TASK_ID_PREFIXES,
         "enqueue_once_seconds": settings.visibility_timeout_seconds * 2,
+        # Read only by the Sentinel transport (sentinel:// broker URLs).
+        "master_name": settings.redis_master_name,
     }
 
 

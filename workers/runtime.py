@@ -20,6 +20,7 @@ from jobops.linkedin.oauth import request_token
 from jobops.linkedin.status import StatusClient
 from jobops.state.batches import Batches
 from jobops.state.clock import FleetClock
+from jobops.state.connect import connect
 from jobops.state.leases import LeaseKeeper, RunLeases
 from jobops.state.limits import Limiter
 from jobops.state.metrics import Metrics
@@ -79,7 +80,7 @@ def build_limiter(settings: Settings, store: redis.Redis,
 
 def build_runtime(settings: Settings) -> Fleet:
     session = requests.Session()
-    store = redis.Redis.from_url(settings.redis_url)
+    store = connect(settings.redis_url, settings.redis_master_name)
     broker = _broker_messages(settings, store)
     fetch = partial(
         request_token,
@@ -137,9 +138,9 @@ def _upcoming(settings: Settings, broker: BrokerMessages | None) -> Upcoming | N
 
 def _broker_messages(settings: Settings, store: redis.Redis) -> BrokerMessages | None:
     url = settings.effective_broker_url
-    if url.split("://", 1)[0] not in ("redis", "rediss"):
+    if url.split("://", 1)[0] not in ("redis", "rediss", "sentinel"):
         return None
-    broker = store if url == settings.redis_url else redis.Redis.from_url(url)
+    broker = store if url == settings.redis_url else connect(url, settings.redis_master_name)
     return BrokerMessages(broker, celery_config(settings)["broker_transport_options"])
 
 
