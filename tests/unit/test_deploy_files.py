@@ -21,7 +21,8 @@ from settings import load_settings
 ROOT = Path(__file__).resolve().parents[2]
 LINKEDIN = ("LINKEDIN_API_URL", "LINKEDIN_TOKEN_URL", "LINKEDIN_CLIENT_ID",
             "LINKEDIN_CLIENT_SECRET")
-JOBOPS_ENV = ("REDIS_URL", "CELERY_BROKER_URL", "JOBOPS_QUEUE", "JOBOPS_CALLBACK_QUEUE")
+JOBOPS_ENV = ("REDIS_URL", "CELERY_BROKER_URL", "JOBOPS_REDIS_MASTER_NAME", "JOBOPS_QUEUE",
+              "JOBOPS_CALLBACK_QUEUE")
 _DEFAULTED = re.compile(r"\$\{(\w+):-([^}]*)\}")
 _REQUIRED = re.compile(r"\$\{(\w+):\?([^}]+)\}")
 
@@ -77,8 +78,9 @@ def durations_seconds(value: str) -> float:
 
 def test_each_file_holds_the_promised_processes() -> None:
     assert set(procfile()) == {"worker", "flower", "sandbox", "metrics"}
-    assert set(services()) == {"redis", "worker", "flower", "metrics", "rabbitmq"}
-    assert set(compose()["volumes"]) == {"redis-data", "rabbitmq-data"}
+    assert set(services()) == {"redis", "worker", "flower", "metrics", "rabbitmq",
+                               "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
+    assert set(compose()["volumes"]) == {"redis-data", "redis-replica-data", "rabbitmq-data"}
     assert set(services("docker-compose.sandbox.yml")) == {"sandbox", "worker"}
 
 
@@ -218,3 +220,20 @@ def test_rabbitmq_is_a_profile_of_its_own_private_and_persistent() -> None:
         "RABBITMQ_PASSWORD", "")
     for name in ("worker", "flower", "metrics"):
         assert services()[name]["environment"]["CELERY_BROKER_URL"] is None, name
+
+
+def test_sentinel_is_a_profile_watching_the_primary_jobops_names() -> None:
+    replica = services()["redis-replica"]
+    assert replica["profiles"] == ["sentinel"] and "ports" not in replica
+    assert replica["command"][-3:] == ["--replicaof", "redis", "6379"]
+    assert "noeviction" in replica["command"]
+    sentinels = [services()[f"sentinel-{n}"] for n in (1, 2, 3)]
+    variable, master = defaulted(services()["worker"]["environment"][
+        "JOBOPS_REDIS_MASTER_NAME"])
+    assert variable == "JOBOPS_REDIS_MASTER_NAME"
+    for sentinel in sentinels:
+        assert sentinel["profiles"] == ["sentinel"] and "ports" not in sentinel
+        script = sentinel["command"][0]
+        # A majority of the three must agree the primary is down.
+        assert f"sentinel monitor {master} redis 6379 2" in script
+        assert script.endswith("--sentinel")
