@@ -1,0 +1,184 @@
+"""100,000 pending single-job verifications (first check an hour away) with RabbitMQ and with
+Redis as the broker, in one run: worker memory, scheduling intake, what each Redis key
+costs per pending URN, and what RabbitMQ holds per waiting message.
+
+``python -m bench.brokers [--count N]`` writes ``bench/results/brokers.json``. Each broker
+gets a Redis of its own (``redis-server`` on a free port, so its memory is only this
+run's) and RabbitMQ a vhost of its own (127.0.0.1:5672, guest/guest, via rabbitmqctl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+
+from jobops.dev.processes import start_redis, start_worker, stop, wait_ready
+
+RESULTS = Path(__file__).parent / "results" / "brokers.json"
+FIRST_CHECK_SECONDS = 3600
+#: Key kinds of jobops' state and kombu's Redis broker, by pattern.
+KEY_KINDS = {
+    "pending_args (jobops:pending:<id>)": "jobops:pending:*-*",
+    "due set (jobops:due)": "jobops:due",
+    "due owners (jobops:due:owners)": "jobops:due:owners",
+    "pending set (jobops:pending)": "jobops:pending",
+    "pending URN counts (jobops:pending:urns)": "jobops:pending:urns",
+    "scheduled markers (jobops:scheduled:<id>)": "jobops:scheduled:*",
+    "broker queue list": "{queue}",
+    "broker unacked hash": "unacked",
+    "broker unacked index": "unacked_index",
+}
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of a process and its children."""
+    root = psutil.Process(pid)
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):  # a child that ended meanwhile
+            total += process.memory_full_info().pss
+    return total
+
+
+def _rabbitmqctl(*args: str) -> str:
+    return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True,
+                          check=True, timeout=120).stdout
+
+
+def key_costs(store: redis.Redis, queue: str, count: int) -> dict[str, float]:
+    """Bytes per pending URN of each key kind (MEMORY USAGE, all samples of a kind)."""
+    costs = {}
+    for kind, pattern in KEY_KINDS.items():
+        pattern = pattern.format(queue=queue)
+        names = [pattern] if "*" not in pattern else list(
+            store.scan_iter(match=pattern, count=10_000))
+        total = sum(store.memory_usage(name, samples=0) or 0 for name in names)
+        if total:
+            costs[kind] = round(total / count, 1)
+    return costs
+
+
+def run_one(broker: str, count: int) -> dict[str, Any]:
+    """Run in a process of its own, with the settings in its environment."""
+    from workers.runtime import runtime
+    from workers.scheduling import verify_urns
+
+    fleet = runtime()
+    queue = os.environ["JOBOPS_QUEUE"]
+    store = fleet.redis
+    before = int(store.info("memory")["used_memory"])
+    urns = [f"urn:li:simpleJobPostingTask:{uuid.uuid4()}" for _ in range(count)]
+    callbacks = {"DEFAULT": "pipeline.job_outcome"}
+    started = time.perf_counter()
+    for urn in urns:
+        verify_urns([urn], "CREATE", callbacks, countdown_seconds=FIRST_CHECK_SECONDS)
+    elapsed = time.perf_counter() - started
+    return {"broker": broker, "count": count, "intake_seconds": round(elapsed, 1),
+            "intake_ops_per_second": round(count / elapsed),
+            "redis_used_memory_before": before, "queue": queue}
+
+
+def measure(broker: str, count: int, workdir: Path) -> dict[str, Any]:
+    redis_process, redis_url = start_redis(workdir)
+    vhost = None
+    queue = f"jobops-bench-{uuid.uuid4().hex[:6]}"
+    env = {"REDIS_URL": redis_url, "JOBOPS_QUEUE": queue,
+           "JOBOPS_CALLBACK_QUEUE": f"pipeline-bench-{queue[-6:]}",
+           "LINKEDIN_API_URL": "http://127.0.0.1:9", "LINKEDIN_TOKEN_URL":
+           "http://127.0.0.1:9/oauth/v2/accessToken", "LINKEDIN_CLIENT_ID": "bench",
+           "LINKEDIN_CLIENT_SECRET": "bench"}
+    if broker == "rabbitmq":
+        vhost = f"jobops-bench-{uuid.uuid4().hex[:6]}"
+        _rabbitmqctl("add_vhost", vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        env["CELERY_BROKER_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    worker = start_worker("workers", queue, env, workdir / f"worker-{broker}.log",
+                          concurrency=2)
+    try:
+        wait_ready(worker, workdir / f"worker-{broker}.log")
+        time.sleep(5)
+        idle = pss_bytes(worker.pid)
+        done = subprocess.run([sys.executable, "-m", "bench.brokers", "--one", broker,
+                               "--count", str(count)], env={**os.environ, **env},
+                              capture_output=True, text=True, check=True)
+        result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+        # The worker takes in what it will (on Redis: countdown messages up to the ETA
+        # limit, held in memory); sampled until it settles.
+        peak, settled_at = idle, time.monotonic()
+        while time.monotonic() - settled_at < 10:
+            now = pss_bytes(worker.pid)
+            if now > peak * 1.01:
+                peak, settled_at = now, time.monotonic()
+            time.sleep(1)
+        store = redis.Redis.from_url(redis_url)
+        used = int(store.info("memory")["used_memory"]) - result["redis_used_memory_before"]
+        result.update({
+            "worker_pss_idle_mb": round(idle / 2**20, 1),
+            "worker_pss_after_mb": round(peak / 2**20, 1),
+            "worker_pss_growth": round(peak / idle - 1, 3),
+            "redis_bytes_per_pending_urn": round(used / count),
+            "redis_key_bytes_per_urn": key_costs(store, queue, count),
+        })
+        if vhost is not None:
+            rows = [line.split("\t") for line in _rabbitmqctl(
+                "list_queues", "-p", vhost, "name", "messages", "memory").splitlines()]
+            held = [(int(n), int(m)) for name, n, m in rows if name.startswith("celery_")]
+            messages = sum(n for n, _ in held)
+            result.update({"rabbitmq_messages_waiting": messages,
+                           "rabbitmq_bytes_per_waiting_message":
+                               round(sum(m for _, m in held) / max(messages, 1))})
+        return result
+    finally:
+        stop(worker)
+        stop(redis_process)
+        if vhost is not None:
+            _rabbitmqctl("delete_vhost", vhost)
+
+
+def targets(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    rabbit, on_redis = runs["rabbitmq"], runs["redis"]
+    return [
+        {"target": "worker PSS within 20% of idle on RabbitMQ",
+         "figure": rabbit["worker_pss_growth"], "met": rabbit["worker_pss_growth"] <= 0.2},
+        {"target": "scheduling intake >= 1,000 operations/s",
+         "figure": {b: r["intake_ops_per_second"] for b, r in runs.items()},
+         "met": rabbit["intake_ops_per_second"] >= 1000},
+        {"target": "jobops' own Redis state <= 1 KB per pending URN (RabbitMQ broker)",
+         "figure": rabbit["redis_bytes_per_pending_urn"],
+         "met": rabbit["redis_bytes_per_pending_urn"] <= 1024},
+        {"target": "(Redis broker, for comparison) Redis bytes per pending URN",
+         "figure": on_redis["redis_bytes_per_pending_urn"], "met": None},
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--one", choices=["redis", "rabbitmq"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args.count)))
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="jobops-brokers-"))
+    runs = {broker: measure(broker, args.count, workdir) for broker in ("rabbitmq", "redis")}
+    report = {"runs": runs, "targets": targets(runs),
+              "machine": {"cpus": os.cpu_count()}, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                      time.gmtime())}
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
