@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from kombu import Connection, Exchange, Queue
 
 from sandbox import SandboxState
 from tests.conftest import ExtraWorkers
+from tests.env import TEST_ENV
 from tests.jobs import job, post, task_urns
 
 pytestmark = pytest.mark.integration
@@ -232,3 +234,36 @@ def callbacks_left(broker: str, queue: str, wait_seconds: float) -> list[str]:
             message.ack()
         simple.close()
     return left
+
+
+def test_every_countdown_scheduled_is_in_rabbitmq_once_scheduling_returns(
+        vhost: str, rabbit_workers: ExtraWorkers) -> None:
+    """A scheduler that exits as soon as it has sent: without publisher confirms RabbitMQ
+    dropped about a quarter of such countdown messages (still in flight when the
+    connection closed)."""
+    queue, callback_queue = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("jobops", "pipeline"))
+    pipeline_app(vhost, queue, callback_queue)
+    settings = {"CELERY_BROKER_URL": vhost, "JOBOPS_QUEUE": queue,
+                "JOBOPS_CALLBACK_QUEUE": callback_queue}
+    # A worker declares the delay exchanges and binds the queue to them.
+    rabbit_workers(concurrency=1, queue=queue, **settings)
+    count = 3000
+    script = ("import uuid\nfrom workers.scheduling import verify_urns\n"
+              f"for _ in range({count}):\n"
+              "    verify_urns([f'urn:li:simpleJobPostingTask:{uuid.uuid4()}'], 'CREATE',\n"
+              "                {'DEFAULT': 'pipeline.job_outcome'}, countdown_seconds=3600)\n")
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, **TEST_ENV,
+                                                                 **settings},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    name = vhost.rsplit("/", 1)[1]
+
+    def waiting() -> int:
+        rows = [line.split("\t") for line in _rabbitmqctl(
+            "list_queues", "-p", name, "name", "messages").splitlines()]
+        return sum(int(n) for queue_name, n in rows if queue_name.startswith("celery_delayed"))
+
+    deadline = time.monotonic() + 30
+    while (held := waiting()) < count and time.monotonic() < deadline:
+        time.sleep(1)
+    assert held == count
