@@ -57,6 +57,18 @@ def _rabbitmqctl(*args: str) -> str:
                           check=True, timeout=120).stdout
 
 
+def _held(vhost: str, count: int) -> list[tuple[int, int]]:
+    """(messages, bytes) of each delay queue, once all ``count`` arrived (or a minute)."""
+    deadline = time.monotonic() + 60
+    while True:
+        rows = [line.split("\t") for line in _rabbitmqctl(
+            "list_queues", "-p", vhost, "name", "messages", "memory").splitlines()]
+        held = [(int(n), int(m)) for name, n, m in rows if name.startswith("celery_delayed")]
+        if sum(n for n, _ in held) >= count or time.monotonic() > deadline:
+            return held
+        time.sleep(2)
+
+
 def key_costs(store: redis.Redis, queue: str, count: int) -> dict[str, float]:
     """Bytes per pending URN of each key kind (MEMORY USAGE, all samples of a kind)."""
     costs = {}
@@ -70,27 +82,38 @@ def key_costs(store: redis.Redis, queue: str, count: int) -> dict[str, float]:
     return costs
 
 
-def run_one(broker: str, count: int) -> dict[str, Any]:
-    """Run in a process of its own, with the settings in its environment."""
-    from workers.runtime import runtime
+def run_one(count: int) -> dict[str, Any]:
+    """One sender: ``count`` single-job operations through ``verify_urns``, in a process
+    with the settings in its environment."""
     from workers.scheduling import verify_urns
 
-    fleet = runtime()
-    queue = os.environ["JOBOPS_QUEUE"]
-    store = fleet.redis
-    before = int(store.info("memory")["used_memory"])
     urns = [f"urn:li:simpleJobPostingTask:{uuid.uuid4()}" for _ in range(count)]
     callbacks = {"DEFAULT": "pipeline.job_outcome"}
     started = time.perf_counter()
     for urn in urns:
         verify_urns([urn], "CREATE", callbacks, countdown_seconds=FIRST_CHECK_SECONDS)
-    elapsed = time.perf_counter() - started
-    return {"broker": broker, "count": count, "intake_seconds": round(elapsed, 1),
-            "intake_ops_per_second": round(count / elapsed),
-            "redis_used_memory_before": before, "queue": queue}
+    return {"count": count, "seconds": time.perf_counter() - started}
 
 
-def measure(broker: str, count: int, workdir: Path) -> dict[str, Any]:
+def intake(env: dict[str, str], count: int, senders: int) -> dict[str, Any]:
+    """``senders`` processes scheduling ``count`` operations between them."""
+    started = time.perf_counter()
+    processes = [subprocess.Popen([sys.executable, "-m", "bench.brokers", "--one",
+                                   "--count", str(count // senders)],
+                                  env={**os.environ, **env}, stdout=subprocess.PIPE, text=True)
+                 for _ in range(senders)]
+    outputs = [process.communicate()[0] for process in processes]
+    wall = time.perf_counter() - started
+    assert all(process.returncode == 0 for process in processes), outputs
+    # The senders' scheduling loops, not their imports: they run side by side, so the
+    # slowest loop is the time the whole intake took.
+    loops = max(json.loads(out.splitlines()[-1])["seconds"] for out in outputs)
+    return {"senders": senders, "intake_seconds": round(loops, 1),
+            "wall_seconds_with_process_start": round(wall, 1),
+            "intake_ops_per_second": round(count // senders * senders / loops)}
+
+
+def measure(broker: str, count: int, senders: int, workdir: Path) -> dict[str, Any]:
     redis_process, redis_url = start_redis(workdir)
     vhost = None
     queue = f"jobops-bench-{uuid.uuid4().hex[:6]}"
@@ -110,10 +133,10 @@ def measure(broker: str, count: int, workdir: Path) -> dict[str, Any]:
         wait_ready(worker, workdir / f"worker-{broker}.log")
         time.sleep(5)
         idle = pss_bytes(worker.pid)
-        done = subprocess.run([sys.executable, "-m", "bench.brokers", "--one", broker,
-                               "--count", str(count)], env={**os.environ, **env},
-                              capture_output=True, text=True, check=True)
-        result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+        store = redis.Redis.from_url(redis_url)
+        before = int(store.info("memory")["used_memory"])
+        result: dict[str, Any] = {"broker": broker, "count": count, "queue": queue,
+                                  **intake(env, count, senders)}
         # The worker takes in what it will (on Redis: countdown messages up to the ETA
         # limit, held in memory); sampled until it settles.
         peak, settled_at = idle, time.monotonic()
@@ -122,8 +145,7 @@ def measure(broker: str, count: int, workdir: Path) -> dict[str, Any]:
             if now > peak * 1.01:
                 peak, settled_at = now, time.monotonic()
             time.sleep(1)
-        store = redis.Redis.from_url(redis_url)
-        used = int(store.info("memory")["used_memory"]) - result["redis_used_memory_before"]
+        used = int(store.info("memory")["used_memory"]) - before
         result.update({
             "worker_pss_idle_mb": round(idle / 2**20, 1),
             "worker_pss_after_mb": round(peak / 2**20, 1),
@@ -132,9 +154,7 @@ def measure(broker: str, count: int, workdir: Path) -> dict[str, Any]:
             "redis_key_bytes_per_urn": key_costs(store, queue, count),
         })
         if vhost is not None:
-            rows = [line.split("\t") for line in _rabbitmqctl(
-                "list_queues", "-p", vhost, "name", "messages", "memory").splitlines()]
-            held = [(int(n), int(m)) for name, n, m in rows if name.startswith("celery_")]
+            held = _held(vhost, count)
             messages = sum(n for n, _ in held)
             result.update({"rabbitmq_messages_waiting": messages,
                            "rabbitmq_bytes_per_waiting_message":
@@ -166,13 +186,16 @@ def targets(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100_000)
-    parser.add_argument("--one", choices=["redis", "rabbitmq"], help=argparse.SUPPRESS)
+    parser.add_argument("--senders", type=int, default=4,
+                        help="processes scheduling at once (each waits on the broker)")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.count)))
+        print(json.dumps(run_one(args.count)))
         return
     workdir = Path(tempfile.mkdtemp(prefix="jobops-brokers-"))
-    runs = {broker: measure(broker, args.count, workdir) for broker in ("rabbitmq", "redis")}
+    runs = {broker: measure(broker, args.count, args.senders, workdir)
+            for broker in ("rabbitmq", "redis")}
     report = {"runs": runs, "targets": targets(runs),
               "machine": {"cpus": os.cpu_count()}, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                       time.gmtime())}
