@@ -101,12 +101,17 @@ def test_a_companion_is_settled_for_its_owner_only_when_safe(
     busy_id, partly_id = ids[-2], ids[-1]
     # The busy verification's round is held by another copy for 3 s (as if running).
     fleet.redis.set(run_key(busy_id, 0), "running:elsewhere", px=3000)
-    for n, (verification_id, (urns, callbacks, countdown)) in enumerate(
-            zip(ids, operations, strict=True)):
-        kwargs = {"task_urns": urns, "operation": "CREATE", "callbacks": callbacks,
+    arguments = [{"task_urns": urns, "operation": "CREATE", "callbacks": callbacks,
                   "context": {**recorder.context, "op": n}}
+                 for n, (urns, callbacks, _) in enumerate(operations)]
+    # Every URN is listed as due before the first run can start (as the scheduler does
+    # for one request): a run that started while the last were still being registered
+    # would find nothing of theirs to carry, however the machine is loaded.
+    for verification_id, kwargs in zip(ids, arguments, strict=True):
         fleet.pending.expect(verification_id, kwargs, time.time() + 1)
-        fleet.status_cache.expect(urns, time.time() + 1, verification_id)
+        fleet.status_cache.expect(kwargs["task_urns"], time.time() + 1, verification_id)
+    for verification_id, kwargs, (_, _, countdown) in zip(ids, arguments, operations,
+                                                          strict=True):
         app.send_task("jobops.verify_job_operation", queue=queue, countdown=countdown,
                       kwargs=kwargs, task_id=verification_id)
 
