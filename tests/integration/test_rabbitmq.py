@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -118,15 +118,44 @@ def received_at(log: Path, task_id: str) -> list[float]:
             for s in stamps]
 
 
+def send_single_jobs_and_wait_for_a_retry(pipeline: Celery, urns: list[str], log: Path) -> None:
+    """One verification per URN, by name, 1 s countdown; returns once one has retried:
+    rounds then wait in RabbitMQ's delay queues while others run."""
+    for urn in urns:
+        pipeline.send_task("jobops.verify_job_operation", countdown=1, kwargs={
+            "task_urns": [urn], "operation": "CREATE",
+            "callbacks": {"DEFAULT": "pipeline.job_outcome"}})
+    deadline = time.monotonic() + 30
+    while "retry: Retry" not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "no verification retried"
+        time.sleep(0.1)
+
+
+class RabbitWorkers(ExtraWorkers):
+    """jobops workers on RabbitMQ, their state in a Redis of the test's own: a fleet never
+    shares its Redis with another (the session's fleet on the Redis broker would take
+    this one's due URNs as companions and deliver them through its own broker)."""
+
+    def __init__(self, directory: Path, redis_url: str) -> None:
+        super().__init__(directory)
+        self.redis_url = redis_url
+
+    def __call__(self, concurrency: int = 3, queue: str | None = None,
+                 logfile: bool = False, **env: str) -> str:
+        return super().__call__(concurrency, queue, logfile,
+                                **{"REDIS_URL": self.redis_url, **env})
+
+
 @pytest.fixture
-def rabbit_workers(tmp_path: Path) -> Iterator[ExtraWorkers]:
-    extra = ExtraWorkers(tmp_path)
+def rabbit_workers(tmp_path: Path, redis_server: Callable[..., str]
+                   ) -> Iterator[RabbitWorkers]:
+    extra = RabbitWorkers(tmp_path, redis_server())
     yield extra
     extra.stop_all()
 
 
 def test_a_verification_waits_in_rabbitmq_and_retries_for_several_rounds(
-        vhost: str, sandbox: SandboxState, rabbit_workers: ExtraWorkers) -> None:
+        vhost: str, sandbox: SandboxState, rabbit_workers: RabbitWorkers) -> None:
     queue, callback_queue = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("jobops", "pipeline"))
     # The pipeline's side first, as in production: its queues exist when jobops starts.
     pipeline = pipeline_app(vhost, queue, callback_queue)
@@ -160,7 +189,7 @@ def test_a_verification_waits_in_rabbitmq_and_retries_for_several_rounds(
 
 
 def test_a_killed_worker_loses_nothing(vhost: str, sandbox: SandboxState,
-                                       rabbit_workers: ExtraWorkers) -> None:
+                                       rabbit_workers: RabbitWorkers) -> None:
     queue, callback_queue = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("jobops", "pipeline"))
     settings = {"CELERY_BROKER_URL": vhost, "JOBOPS_CALLBACK_QUEUE": callback_queue,
                 "JOBOPS_POLL_INTERVAL_SECONDS": "1", "JOBOPS_MAX_POLL_INTERVAL_SECONDS": "1"}
@@ -168,15 +197,7 @@ def test_a_killed_worker_loses_nothing(vhost: str, sandbox: SandboxState,
     rabbit_workers(concurrency=2, queue=queue, **settings)
     sandbox.config.in_progress_seconds = 3
     urns = task_urns(post([job() for _ in range(6)], "CREATE"))
-    for urn in urns:
-        pipeline.send_task("jobops.verify_job_operation", countdown=1, kwargs={
-            "task_urns": [urn], "operation": "CREATE",
-            "callbacks": {"DEFAULT": "pipeline.job_outcome"}})
-    [log] = rabbit_workers.logs(queue)
-    deadline = time.monotonic() + 30
-    while "retry: Retry" not in log.read_text(errors="replace"):
-        assert time.monotonic() < deadline, "no verification retried"
-        time.sleep(0.1)
+    send_single_jobs_and_wait_for_a_retry(pipeline, urns, rabbit_workers.logs(queue)[0])
     # Mid-run, with retries waiting in RabbitMQ's delay queues and rounds unacknowledged.
     for _, process, _ in rabbit_workers._started:
         os.killpg(process.pid, signal.SIGKILL)
@@ -187,7 +208,7 @@ def test_a_killed_worker_loses_nothing(vhost: str, sandbox: SandboxState,
 
 
 def test_a_lost_broker_connection_loses_nothing_and_doubles_nothing(
-        vhost: str, sandbox: SandboxState, rabbit_workers: ExtraWorkers) -> None:
+        vhost: str, sandbox: SandboxState, rabbit_workers: RabbitWorkers) -> None:
     """RabbitMQ closes every connection of the vhost (as a node restart does to clients)
     while rounds wait in its delay queues and run in the worker: the worker reconnects,
     and every URN gets one outcome, under one callback id."""
@@ -198,15 +219,8 @@ def test_a_lost_broker_connection_loses_nothing_and_doubles_nothing(
                    JOBOPS_MAX_POLL_INTERVAL_SECONDS="1")
     sandbox.config.in_progress_seconds = 4
     urns = task_urns(post([job() for _ in range(8)], "CREATE"))
-    for urn in urns:
-        pipeline.send_task("jobops.verify_job_operation", countdown=1, kwargs={
-            "task_urns": [urn], "operation": "CREATE",
-            "callbacks": {"DEFAULT": "pipeline.job_outcome"}})
     [log] = rabbit_workers.logs(queue)
-    deadline = time.monotonic() + 30
-    while "retry: Retry" not in log.read_text(errors="replace"):
-        assert time.monotonic() < deadline, "no verification retried"
-        time.sleep(0.1)
+    send_single_jobs_and_wait_for_a_retry(pipeline, urns, log)
     _rabbitmqctl("close_all_connections", "-p", vhost.rsplit("/", 1)[1], "test: broker gone")
     found = callbacks(vhost, callback_queue, 8, timeout_seconds=90)
     assert sorted(f["outcome"]["task_urn"] for f in found) == sorted(urns)
@@ -237,7 +251,7 @@ def callbacks_left(broker: str, queue: str, wait_seconds: float) -> list[str]:
 
 
 def test_every_countdown_scheduled_is_in_rabbitmq_once_scheduling_returns(
-        vhost: str, rabbit_workers: ExtraWorkers) -> None:
+        vhost: str, rabbit_workers: RabbitWorkers) -> None:
     """A scheduler that exits as soon as it has sent: without publisher confirms RabbitMQ
     dropped about a quarter of such countdown messages (still in flight when the
     connection closed)."""
@@ -252,8 +266,9 @@ def test_every_countdown_scheduled_is_in_rabbitmq_once_scheduling_returns(
               f"for _ in range({count}):\n"
               "    verify_urns([f'urn:li:simpleJobPostingTask:{uuid.uuid4()}'], 'CREATE',\n"
               "                {'DEFAULT': 'pipeline.job_outcome'}, countdown_seconds=3600)\n")
-    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, **TEST_ENV,
-                                                                 **settings},
+    done = subprocess.run([sys.executable, "-c", script],
+                          env={**os.environ, **TEST_ENV, **settings,
+                               "REDIS_URL": rabbit_workers.redis_url},
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     name = vhost.rsplit("/", 1)[1]
