@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ import pytest
 from celery import Celery
 from kombu import Connection, Exchange, Queue
 
+from jobops.dev.processes import free_port
 from sandbox import SandboxState
 from tests.conftest import ExtraWorkers
 from tests.env import TEST_ENV
@@ -282,3 +284,105 @@ def test_every_countdown_scheduled_is_in_rabbitmq_once_scheduling_returns(
     while (held := waiting()) < count and time.monotonic() < deadline:
         time.sleep(1)
     assert held == count
+
+
+class OwnRabbitMQ:
+    """A RabbitMQ node of the test's own (its ports, its data directory), so that it can be
+    restarted without touching the machine's: ``rabbitmq-server`` with every path moved."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port, self.dist_port = free_port(), free_port()
+        self.node = f"jobopstest{uuid.uuid4().hex[:6]}@localhost"
+        for sub in ("mnesia", "log", "gen", "schema", "plugins-expand"):
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        (directory / "enabled_plugins").write_text("[].")
+        (directory / "rabbitmq.conf").write_text("")
+        # The server runs as the rabbitmq user (Debian's wrapper drops to it).
+        subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", str(directory)], check=True)
+        mnesia = directory / "mnesia" / "node"
+        self.env = {**os.environ,
+                    "RABBITMQ_NODENAME": self.node, "RABBITMQ_NODE_PORT": str(self.port),
+                    "RABBITMQ_DIST_PORT": str(self.dist_port),
+                    "RABBITMQ_MNESIA_BASE": str(directory / "mnesia"),
+                    "RABBITMQ_MNESIA_DIR": str(mnesia),
+                    "RABBITMQ_QUORUM_DIR": str(mnesia / "quorum"),
+                    "RABBITMQ_STREAM_DIR": str(mnesia / "stream"),
+                    "RABBITMQ_LOG_BASE": str(directory / "log"),
+                    "RABBITMQ_ENABLED_PLUGINS_FILE": str(directory / "enabled_plugins"),
+                    "RABBITMQ_CONFIG_FILE": str(directory / "rabbitmq"),
+                    "RABBITMQ_FEATURE_FLAGS_FILE": str(directory / "feature_flags"),
+                    "RABBITMQ_PLUGINS_EXPAND_DIR": str(directory / "plugins-expand"),
+                    "RABBITMQ_GENERATED_CONFIG_DIR": str(directory / "gen"),
+                    "RABBITMQ_SCHEMA_DIR": str(directory / "schema"),
+                    "RABBITMQ_PID_FILE": str(directory / "pid")}
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def start(self) -> None:
+        log = (self.directory / "server.out").open("ab")
+        subprocess.Popen(["rabbitmq-server"], env=self.env, stdout=log,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, (self.directory / "server.out").read_text()
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        subprocess.run(["rabbitmqctl", "-n", self.node, "stop"], env=self.env,
+                       capture_output=True, timeout=60)
+
+    def restart(self) -> None:
+        """The whole node down and up again, its data kept."""
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def own_rabbitmq() -> Iterator[OwnRabbitMQ]:
+    if (why := _rabbitmq_missing()) is None and shutil.which("rabbitmq-server") is None:
+        why = "rabbitmq-server is not installed (the test restarts a node of its own)"
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}; CI is set, so this is a failure, not a skip")
+        pytest.skip(why)
+    # Outside pytest's tmp_path: its parents are root's alone, and the server runs as the
+    # rabbitmq user.
+    directory = Path(tempfile.mkdtemp(prefix="jobops-rabbitmq-"))
+    directory.chmod(0o755)
+    node = OwnRabbitMQ(directory)
+    node.start()
+    try:
+        yield node
+    finally:
+        node.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_a_broker_restart_mid_run_loses_nothing(
+        own_rabbitmq: OwnRabbitMQ, sandbox: SandboxState, rabbit_workers: RabbitWorkers
+        ) -> None:
+    """The node stops and starts again while rounds wait in its delay queues (quorum
+    queues, on disk) and run in the worker: the worker reconnects, every URN gets one
+    outcome."""
+    broker = own_rabbitmq.url
+    queue, callback_queue = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("jobops", "pipeline"))
+    pipeline = pipeline_app(broker, queue, callback_queue)
+    rabbit_workers(concurrency=2, queue=queue, CELERY_BROKER_URL=broker,
+                   JOBOPS_CALLBACK_QUEUE=callback_queue, JOBOPS_POLL_INTERVAL_SECONDS="1",
+                   JOBOPS_MAX_POLL_INTERVAL_SECONDS="1")
+    sandbox.config.in_progress_seconds = 6
+    urns = task_urns(post([job() for _ in range(8)], "CREATE"))
+    [log] = rabbit_workers.logs(queue)
+    send_single_jobs_and_wait_for_a_retry(pipeline, urns, log)
+    pipeline.close()
+    own_rabbitmq.restart()
+    found = callbacks(broker, callback_queue, 8, timeout_seconds=120)
+    assert sorted(f["outcome"]["task_urn"] for f in found) == sorted(urns)
+    assert {f["outcome"]["status"] for f in found} == {"SUCCEEDED"}
+    assert callbacks_left(broker, callback_queue, wait_seconds=3) == []
+    for _, process, _ in rabbit_workers._started:
+        assert process.poll() is None, "the worker exited with the broker"
