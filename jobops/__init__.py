@@ -17,7 +17,7 @@ they are imported on first use, so ``import jobops`` stays cheap.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from jobops.core.catalogue import ErrorEntry
 from jobops.core.errors import ConfigurationError, InvalidRequest, JobopsError, LinkedInError
@@ -46,16 +46,14 @@ def outcome(task_urn: str) -> Outcome | None:
     """The recorded outcome of ``task_urn``, or None while it is pending or unknown."""
     from workers.runtime import runtime
 
-    found: Any = runtime().records.outcome(task_urn)
-    return found  # type: ignore[no-any-return]
+    return cast("Outcome | None", runtime().records.outcome(task_urn))
 
 
 def outcomes_for_job(external_job_posting_id: str) -> list[Outcome]:
     """Every recorded outcome of a job (over its locations and operations), oldest first."""
     from workers.runtime import runtime
 
-    found: Any = runtime().records.for_job(external_job_posting_id)
-    return found  # type: ignore[no-any-return]
+    return cast("list[Outcome]", runtime().records.for_job(external_job_posting_id))
 
 
 def __getattr__(name: str) -> Any:

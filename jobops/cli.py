@@ -497,12 +497,12 @@ def stuck(as_json: bool) -> int:
 @click.option("--clear", is_flag=True, help="show every dead letter and remove them")
 @json_option
 def dead_letters(limit: int, clear: bool, as_json: bool) -> int:
-    from jobops.state.connect import connect
+    from jobops.state.connect import connect, is_redis
     from jobops.state.dead_letters import DeadLetters
 
     settings = _settings()
     url, setting = _broker(settings)
-    if not url.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
+    if not is_redis(url):
         raise ConfigurationError(f"the broker at {masked(url)} is not Redis: dead letters "
                                  "are kept only by jobops' Redis transport")
     letters = DeadLetters(connect(url, settings.redis_master_name))

@@ -13,7 +13,7 @@ import redis
 from celery.signals import celeryd_after_setup
 from kombu import Exchange, Queue
 
-from jobops.state.connect import connect
+from jobops.state.connect import connect, is_redis
 from settings import Settings, get_settings
 from settings.urls import masked
 from workers import app
@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 
 #: The one maxmemory-policy under which Redis never deletes a key to make room.
 SAFE_POLICY = "noeviction"
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "sentinel://")
 CHECK_TIMEOUT_SECONDS = 5.0
 
 
@@ -35,7 +34,7 @@ def redis_urls(settings: Settings) -> list[str]:
     """Every Redis the worker keeps state or messages in."""
     urls = [settings.redis_url]
     broker = settings.effective_broker_url
-    if broker != settings.redis_url and broker.startswith(REDIS_SCHEMES):
+    if broker != settings.redis_url and is_redis(broker):
         urls.append(broker)
     return urls
 

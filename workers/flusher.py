@@ -38,4 +38,4 @@ def flush_once(fleet: Fleet) -> float:
 @worker_ready.connect
 def start_batch_flusher(**_: Any) -> None:
     fleet = runtime()
-    loops.start("batch flusher", lambda: flush_once(fleet), lambda: ERROR_WAIT_SECONDS, log)
+    loops.start("batch flusher", lambda: flush_once(fleet), ERROR_WAIT_SECONDS, log)

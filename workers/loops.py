@@ -37,7 +37,7 @@ class Outage:
             self.since_error = None
 
 
-def run_forever(name: str, step: Callable[[], float], error_wait_seconds: Callable[[], float],
+def run_forever(name: str, step: Callable[[], float], error_wait_seconds: float,
                 logger: logging.Logger, first_wait_seconds: float = 0.0) -> None:
     """Call ``step`` until the process ends, sleeping the seconds it returns in between.
 
@@ -51,16 +51,16 @@ def run_forever(name: str, step: Callable[[], float], error_wait_seconds: Callab
             wait_seconds = step()
             outage.answered()
         except UNREACHABLE as error:
-            wait_seconds = error_wait_seconds()
+            wait_seconds = error_wait_seconds
             outage.failed(error, wait_seconds)
         except Exception:  # noqa: BLE001 - a background loop must outlive any one failure
-            wait_seconds = error_wait_seconds()
+            wait_seconds = error_wait_seconds
             # Worded like a task failure so the test suite's log check catches it.
             logger.exception("%s failed; trying again in %.1f s", name, wait_seconds)
         time.sleep(wait_seconds)
 
 
-def start(name: str, step: Callable[[], float], error_wait_seconds: Callable[[], float],
+def start(name: str, step: Callable[[], float], error_wait_seconds: float,
           logger: logging.Logger, first_wait_seconds: float = 0.0) -> threading.Thread:
     """``run_forever`` on a daemon thread named ``jobops-<name>``."""
     thread = threading.Thread(target=run_forever, name=f"jobops-{name.replace(' ', '-')}",

@@ -20,7 +20,7 @@ from jobops.linkedin.oauth import request_token
 from jobops.linkedin.status import StatusClient
 from jobops.state.batches import Batches
 from jobops.state.clock import FleetClock
-from jobops.state.connect import connect
+from jobops.state.connect import connect, is_redis
 from jobops.state.leases import LeaseKeeper, RunLeases
 from jobops.state.limits import Limiter
 from jobops.state.metrics import Metrics
@@ -138,7 +138,7 @@ def _upcoming(settings: Settings, broker: BrokerMessages | None) -> Upcoming | N
 
 def _broker_messages(settings: Settings, store: redis.Redis) -> BrokerMessages | None:
     url = settings.effective_broker_url
-    if url.split("://", 1)[0] not in ("redis", "rediss", "sentinel"):
+    if not is_redis(url):
         return None
     broker = store if url == settings.redis_url else connect(url, settings.redis_master_name)
     return BrokerMessages(broker, celery_config(settings)["broker_transport_options"])

@@ -99,7 +99,7 @@ def start_sweeper(sender: Any = None, **_: Any) -> None:
     """Run the sweeper as a thread in each worker's main process."""
     fleet = runtime()
     interval = fleet.settings.sweep_interval_seconds
-    loops.start("sweeper", _Sweeper(fleet, _consumed_queues(sender)).step, lambda: interval, log,
+    loops.start("sweeper", _Sweeper(fleet, _consumed_queues(sender)).step, interval, log,
                 first_wait_seconds=interval)
 
 

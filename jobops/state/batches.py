@@ -26,10 +26,6 @@ FLUSH_LIMIT = 100
 
 
 
-_APPEND = lua.source("batch_append")
-
-_FLUSH = lua.source("batch_flush")
-
 
 def _chunks(items: Sequence[tuple[str, str]]) -> Iterator[Sequence[tuple[str, str]]]:
     """(record key, outcome JSON) pairs in runs of at most APPEND_CHUNK outcomes and
@@ -112,8 +108,8 @@ class Batches:
         self.default_seconds = default_seconds
         self.ttl_seconds = ttl_seconds
         self.republish_after_seconds = republish_after_seconds
-        self._append = store.register_script(_APPEND)
-        self._flush = store.register_script(_FLUSH)
+        self._append = lua.register(store, "batch_append")
+        self._flush = lua.register(store, "batch_flush")
 
     def spec(self, raw: Any) -> BatchSpec:
         return batch_spec(raw, self.default_size, self.default_seconds)

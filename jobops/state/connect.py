@@ -10,6 +10,12 @@ import redis
 from redis.sentinel import Sentinel
 
 SENTINEL_SCHEME = "sentinel://"
+#: URLs (state or broker) that name a Redis.
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", SENTINEL_SCHEME)
+
+
+def is_redis(url: str) -> bool:
+    return url.startswith(REDIS_SCHEMES)
 
 
 def is_sentinel(url: str) -> bool:

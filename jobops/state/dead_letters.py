@@ -18,8 +18,6 @@ MAX_BODY_BYTES = 64 * 1024
 #: Longest reason kept.
 MAX_REASON_CHARS = 300
 
-_ADD = lua.source("dead_letter_add")
-
 
 class DeadLetter(TypedDict):
     queue: str
@@ -46,7 +44,7 @@ class DeadLetters:
     def __init__(self, store: redis.Redis, cap: int = MAX_DEAD_LETTERS) -> None:
         self._store = store
         self._cap = cap
-        self._add = store.register_script(_ADD)
+        self._add = lua.register(store, "dead_letter_add")
 
     def add(self, queue: str, raw: bytes, reason: str) -> int:
         """Keep ``raw``, taken off ``queue``; returns how many are kept now."""

@@ -44,10 +44,6 @@ class Claim:
 
 
 
-_RENEW = lua.source("lease_renew")
-
-_FINISH = lua.source("lease_finish")
-
 
 class LeaseLost(JobopsError):
     """Raised when another copy of a round holds or finished it: this run must stop."""
@@ -76,8 +72,8 @@ class RunLeases:
         self._lease_ms = int(lease_seconds * 1000)
         self._done_ttl_seconds = done_ttl_seconds
         self._release = lua.register(store, "release_if_owner")
-        self._renew = store.register_script(_RENEW)
-        self._finish = store.register_script(_FINISH)
+        self._renew = lua.register(store, "lease_renew")
+        self._finish = lua.register(store, "lease_finish")
 
     @staticmethod
     def new_holder() -> str:

@@ -34,16 +34,6 @@ DAY_MS = 86_400_000
 WINDOW_MARGIN_MS = 50
 
 
-_ACQUIRE = lua.source("limits_acquire")
-
-_TRIP = lua.source("limits_trip")
-
-_RELEASE_PROBE = lua.source("limits_release_probe")
-
-_HEAL = lua.source("limits_heal")
-
-_SNAPSHOT = lua.source("limits_snapshot")
-
 
 @dataclass(frozen=True)
 class LimitsSnapshot:
@@ -134,11 +124,11 @@ class Limiter:
         self.first_pause_seconds = first_pause_seconds
         self.max_pause_seconds = max_pause_seconds
         self._probe_hold_ms = int(probe_hold_seconds * 1000)
-        self._acquire = store.register_script(_ACQUIRE)
-        self._trip = store.register_script(_TRIP)
-        self._heal = store.register_script(_HEAL)
-        self._release_probe = store.register_script(_RELEASE_PROBE)
-        self._snapshot = store.register_script(_SNAPSHOT)
+        self._acquire = lua.register(store, "limits_acquire")
+        self._trip = lua.register(store, "limits_trip")
+        self._heal = lua.register(store, "limits_heal")
+        self._release_probe = lua.register(store, "limits_release_probe")
+        self._snapshot = lua.register(store, "limits_snapshot")
 
     @property
     def _window_ms(self) -> int:

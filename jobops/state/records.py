@@ -24,8 +24,6 @@ from jobops.core.jobs import (
 from jobops.state import keys, lua
 from jobops.state.replies import text
 
-_RECORD = lua.source("record_outcome")
-
 
 def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
@@ -35,7 +33,7 @@ class Records:
     def __init__(self, store: redis.Redis, ttl_seconds: int) -> None:
         self._store = store
         self.ttl_seconds = ttl_seconds
-        self._record = store.register_script(_RECORD)
+        self._record = lua.register(store, "record_outcome")
 
     def seen(self, record_keys: Sequence[str],
              prefetched: Mapping[str, Any] | None = None) -> list[bool]:

@@ -19,10 +19,6 @@ from jobops.state.replies import text
 #: as lost: far longer than kombu takes to move a message from a queue to the unacked hash.
 MIN_UNSEEN_SECONDS = 1.0
 
-_FORGET = lua.source("pending_forget")
-
-_POSTPONE = lua.source("pending_postpone")
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -79,8 +75,8 @@ class PendingRegistry:
 
     def __init__(self, store: redis.Redis, grace_seconds: float, ttl_seconds: int) -> None:
         self._store = store
-        self._forget = store.register_script(_FORGET)
-        self._postpone = store.register_script(_POSTPONE)
+        self._forget = lua.register(store, "pending_forget")
+        self._postpone = lua.register(store, "pending_postpone")
         self.grace_seconds = grace_seconds
         self._ttl_seconds = ttl_seconds
 

@@ -19,10 +19,6 @@ TERMINAL_TTL_SECONDS = 86_400
 # How long a run waits for the answer about its URN that another run is asking for.
 TAKEN_WAIT_SECONDS = 1.0
 
-_TAKE = lua.source("status_take")
-
-
-_TAKE_UPCOMING = lua.source("status_take_upcoming")
 
 
 #: Upcoming URNs = Callable[[how many messages, due by], URNs of soon-to-run messages].
@@ -41,8 +37,8 @@ class RedisStatusCache:
         self._store = store
         self._sleep = sleep
         self.fresh_seconds = fresh_seconds
-        self._take = store.register_script(_TAKE)
-        self._take_upcoming = store.register_script(_TAKE_UPCOMING)
+        self._take = lua.register(store, "status_take")
+        self._take_upcoming = lua.register(store, "status_take_upcoming")
         self._upcoming = upcoming
 
     def cached(self, urns: list[str], now: float,

@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 TOKEN_WAIT_SECONDS = 0.05
 
 
-_INVALIDATE = lua.source("token_invalidate")
-
 
 
 class SharedTokenCache:
@@ -57,7 +55,7 @@ class SharedTokenCache:
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._memo: tuple[str, float] | None = None  # token, local time to drop it
         self._guard = threading.Lock()
-        self._invalidate = store.register_script(_INVALIDATE)
+        self._invalidate = lua.register(store, "token_invalidate")
         self._release = lua.register(store, "release_if_owner")
         self.refreshes = 0
 

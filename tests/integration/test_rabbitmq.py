@@ -5,7 +5,6 @@ failing when CI is set."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -17,11 +16,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from celery import Celery
-from kombu import Connection, Exchange, Queue
+from kombu import Connection, Queue
 
 from jobops.dev.processes import free_port
 from sandbox import SandboxState
@@ -70,42 +70,54 @@ def queue_types(vhost_url: str) -> dict[str, str]:
     return dict(line.split("\t")[:2] for line in out.splitlines() if "\t" in line)
 
 
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_rabbitmq_snippet() -> str:
+    """The README's block for a pipeline on RabbitMQ ("Scaling out")."""
+    section = README.read_text().split("### Scaling out", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block and "x-queue-type" in block.group(1), "README lost its RabbitMQ snippet"
+    return block.group(1)
+
+
+def once(text: str, old: str, new: str, times: int = 1) -> str:
+    assert text.count(old) == times, f"README snippet holds {old!r} {text.count(old)} times"
+    return text.replace(old, new)
+
+
 def pipeline_app(broker: str, jobops_queue: str, callback_queue: str) -> Celery:
-    """The README's pipeline on RabbitMQ: it declares the jobops queue as jobops does (so
-    its countdowns go through the delay exchanges) and its own callback queue, classic,
-    with an argument jobops must not change."""
+    """The README's pipeline on RabbitMQ, its snippet run as written but for the queue
+    names (the test's own), and its own queue given an argument jobops must keep."""
+    snippet = once(readme_rabbitmq_snippet(), '"jobops"', repr(jobops_queue), times=4)
+    snippet = once(snippet, 'Queue("pipeline")',
+                   f"Queue({callback_queue!r}, queue_arguments={{'x-max-length': 10_000}})")
     app = Celery("pipeline", broker=broker)
-    app.conf.task_queues = [
-        Queue(jobops_queue, Exchange(jobops_queue, type="topic"), routing_key=jobops_queue,
-              queue_arguments={"x-queue-type": "quorum"}),
-        Queue(callback_queue, Exchange(callback_queue), routing_key=callback_queue,
-              queue_arguments={"x-max-length": 10_000}),
-    ]
-    app.conf.task_routes = {"jobops.*": {"queue": jobops_queue}}
+    exec(snippet, {"app": app})  # noqa: S102 - the README's own code, as a pipeline runs it
     with app.connection_for_write() as connection:
         for queue in app.conf.task_queues:
             queue(connection.default_channel).declare()
     return app
 
 
-def callbacks(broker: str, queue: str, count: int, timeout_seconds: float = 60
+def callbacks(broker: str, queue: str, count: int | None, timeout_seconds: float = 60
               ) -> list[dict]:
-    """Take ``count`` callback messages off the pipeline's queue: (task name, outcome)."""
+    """Take callback messages off the pipeline's queue: ``count`` of them (failing after
+    ``timeout_seconds``), or with ``count`` None all that come within ``timeout_seconds``."""
     found: list[dict] = []
     deadline = time.monotonic() + timeout_seconds
     with Connection(broker) as connection:
-        simple = connection.SimpleQueue(Queue(queue, Exchange(queue), routing_key=queue,
-                                              queue_arguments={"x-max-length": 10_000}))
-        while len(found) < count:
-            assert time.monotonic() < deadline, f"{len(found)} of {count} callbacks: {found}"
+        simple = connection.SimpleQueue(Queue(queue, queue_arguments={"x-max-length": 10_000}))
+        while count is None or len(found) < count:
+            if time.monotonic() > deadline:
+                assert count is None, f"{len(found)} of {count} callbacks: {found}"
+                break
             try:
-                message = simple.get(timeout=1)
+                message = simple.get(timeout=0.5)
             except simple.Empty:
                 continue
-            args = json.loads(message.body)[0] if isinstance(message.body, (str, bytes)) \
-                else message.body[0]
             found.append({"task": message.headers["task"], "id": message.headers["id"],
-                          "outcome": args[0]})
+                          "outcome": message.payload[0][0]})
             message.ack()
         simple.close()
     return found
@@ -156,14 +168,31 @@ def rabbit_workers(tmp_path: Path, redis_server: Callable[..., str]
     extra.stop_all()
 
 
+@dataclass
+class Started:
+    pipeline: Celery
+    queue: str
+    callback_queue: str
+    settings: dict[str, str]
+
+
+def start_fleet(broker: str, workers: RabbitWorkers, concurrency: int = 2,
+                poll_seconds: str = "1") -> Started:
+    """The pipeline's side first, as in production (its queues exist when jobops starts),
+    then a jobops worker on the same broker."""
+    queue, callback_queue = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("jobops", "pipeline"))
+    pipeline = pipeline_app(broker, queue, callback_queue)
+    settings = {"CELERY_BROKER_URL": broker, "JOBOPS_CALLBACK_QUEUE": callback_queue,
+                "JOBOPS_POLL_INTERVAL_SECONDS": poll_seconds,
+                "JOBOPS_MAX_POLL_INTERVAL_SECONDS": "1"}
+    workers(concurrency=concurrency, queue=queue, **settings)
+    return Started(pipeline, queue, callback_queue, settings)
+
+
 def test_a_verification_waits_in_rabbitmq_and_retries_for_several_rounds(
         vhost: str, sandbox: SandboxState, rabbit_workers: RabbitWorkers) -> None:
-    queue, callback_queue = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("jobops", "pipeline"))
-    # The pipeline's side first, as in production: its queues exist when jobops starts.
-    pipeline = pipeline_app(vhost, queue, callback_queue)
-    rabbit_workers(concurrency=2, queue=queue, CELERY_BROKER_URL=vhost,
-                   JOBOPS_CALLBACK_QUEUE=callback_queue, JOBOPS_POLL_INTERVAL_SECONDS="0.5",
-                   JOBOPS_MAX_POLL_INTERVAL_SECONDS="1")
+    fleet = start_fleet(vhost, rabbit_workers, poll_seconds="0.5")
+    pipeline, queue, callback_queue = fleet.pipeline, fleet.queue, fleet.callback_queue
     sandbox.config.in_progress_seconds = 10
     urns = task_urns(post([job(), job(location="Atlantis")], "CREATE"))
     verification = str(uuid.uuid4())
@@ -192,19 +221,15 @@ def test_a_verification_waits_in_rabbitmq_and_retries_for_several_rounds(
 
 def test_a_killed_worker_loses_nothing(vhost: str, sandbox: SandboxState,
                                        rabbit_workers: RabbitWorkers) -> None:
-    queue, callback_queue = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("jobops", "pipeline"))
-    settings = {"CELERY_BROKER_URL": vhost, "JOBOPS_CALLBACK_QUEUE": callback_queue,
-                "JOBOPS_POLL_INTERVAL_SECONDS": "1", "JOBOPS_MAX_POLL_INTERVAL_SECONDS": "1"}
-    pipeline = pipeline_app(vhost, queue, callback_queue)
-    rabbit_workers(concurrency=2, queue=queue, **settings)
+    fleet = start_fleet(vhost, rabbit_workers)
     sandbox.config.in_progress_seconds = 3
     urns = task_urns(post([job() for _ in range(6)], "CREATE"))
-    send_single_jobs_and_wait_for_a_retry(pipeline, urns, rabbit_workers.logs(queue)[0])
+    send_single_jobs_and_wait_for_a_retry(fleet.pipeline, urns, rabbit_workers.logs(fleet.queue)[0])
     # Mid-run, with retries waiting in RabbitMQ's delay queues and rounds unacknowledged.
     for _, process, _ in rabbit_workers._started:
         os.killpg(process.pid, signal.SIGKILL)
-    rabbit_workers(concurrency=2, queue=queue, **settings)
-    found = callbacks(vhost, callback_queue, 6, timeout_seconds=90)
+    rabbit_workers(concurrency=2, queue=fleet.queue, **fleet.settings)
+    found = callbacks(vhost, fleet.callback_queue, 6, timeout_seconds=90)
     assert sorted(f["outcome"]["task_urn"] for f in found) == sorted(urns)
     assert {f["outcome"]["status"] for f in found} == {"SUCCEEDED"}
 
@@ -214,42 +239,21 @@ def test_a_lost_broker_connection_loses_nothing_and_doubles_nothing(
     """RabbitMQ closes every connection of the vhost (as a node restart does to clients)
     while rounds wait in its delay queues and run in the worker: the worker reconnects,
     and every URN gets one outcome, under one callback id."""
-    queue, callback_queue = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("jobops", "pipeline"))
-    pipeline = pipeline_app(vhost, queue, callback_queue)
-    rabbit_workers(concurrency=2, queue=queue, CELERY_BROKER_URL=vhost,
-                   JOBOPS_CALLBACK_QUEUE=callback_queue, JOBOPS_POLL_INTERVAL_SECONDS="1",
-                   JOBOPS_MAX_POLL_INTERVAL_SECONDS="1")
+    fleet = start_fleet(vhost, rabbit_workers)
+    callback_queue = fleet.callback_queue
     sandbox.config.in_progress_seconds = 4
     urns = task_urns(post([job() for _ in range(8)], "CREATE"))
-    [log] = rabbit_workers.logs(queue)
-    send_single_jobs_and_wait_for_a_retry(pipeline, urns, log)
+    [log] = rabbit_workers.logs(fleet.queue)
+    send_single_jobs_and_wait_for_a_retry(fleet.pipeline, urns, log)
     _rabbitmqctl("close_all_connections", "-p", vhost.rsplit("/", 1)[1], "test: broker gone")
     found = callbacks(vhost, callback_queue, 8, timeout_seconds=90)
     assert sorted(f["outcome"]["task_urn"] for f in found) == sorted(urns)
     assert {f["outcome"]["status"] for f in found} == {"SUCCEEDED"}
     # Nothing more comes: a second callback for a URN would be a copy.
-    assert callbacks_left(vhost, callback_queue, wait_seconds=3) == []
+    assert callbacks(vhost, callback_queue, None, timeout_seconds=3) == []
     text = log.read_text(errors="replace")
     assert "Connection to broker lost" in text or "connection lost" in text.lower(), \
         "the worker should have seen the connection go"
-
-
-def callbacks_left(broker: str, queue: str, wait_seconds: float) -> list[str]:
-    """Callback ids still arriving within ``wait_seconds``."""
-    left = []
-    deadline = time.monotonic() + wait_seconds
-    with Connection(broker) as connection:
-        simple = connection.SimpleQueue(Queue(queue, Exchange(queue), routing_key=queue,
-                                              queue_arguments={"x-max-length": 10_000}))
-        while time.monotonic() < deadline:
-            try:
-                message = simple.get(timeout=0.5)
-            except simple.Empty:
-                continue
-            left.append(message.headers["id"])
-            message.ack()
-        simple.close()
-    return left
 
 
 def test_every_countdown_scheduled_is_in_rabbitmq_once_scheduling_returns(
@@ -257,12 +261,9 @@ def test_every_countdown_scheduled_is_in_rabbitmq_once_scheduling_returns(
     """A scheduler that exits as soon as it has sent: without publisher confirms RabbitMQ
     dropped about a quarter of such countdown messages (still in flight when the
     connection closed)."""
-    queue, callback_queue = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("jobops", "pipeline"))
-    pipeline_app(vhost, queue, callback_queue)
-    settings = {"CELERY_BROKER_URL": vhost, "JOBOPS_QUEUE": queue,
-                "JOBOPS_CALLBACK_QUEUE": callback_queue}
     # A worker declares the delay exchanges and binds the queue to them.
-    rabbit_workers(concurrency=1, queue=queue, **settings)
+    fleet = start_fleet(vhost, rabbit_workers, concurrency=1)
+    settings = {**fleet.settings, "JOBOPS_QUEUE": fleet.queue}
     count = 3000
     script = ("import uuid\nfrom workers.scheduling import verify_urns\n"
               f"for _ in range({count}):\n"
@@ -369,20 +370,17 @@ def test_a_broker_restart_mid_run_loses_nothing(
     queues, on disk) and run in the worker: the worker reconnects, every URN gets one
     outcome."""
     broker = own_rabbitmq.url
-    queue, callback_queue = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("jobops", "pipeline"))
-    pipeline = pipeline_app(broker, queue, callback_queue)
-    rabbit_workers(concurrency=2, queue=queue, CELERY_BROKER_URL=broker,
-                   JOBOPS_CALLBACK_QUEUE=callback_queue, JOBOPS_POLL_INTERVAL_SECONDS="1",
-                   JOBOPS_MAX_POLL_INTERVAL_SECONDS="1")
+    fleet = start_fleet(broker, rabbit_workers)
+    pipeline, callback_queue = fleet.pipeline, fleet.callback_queue
     sandbox.config.in_progress_seconds = 6
     urns = task_urns(post([job() for _ in range(8)], "CREATE"))
-    [log] = rabbit_workers.logs(queue)
+    [log] = rabbit_workers.logs(fleet.queue)
     send_single_jobs_and_wait_for_a_retry(pipeline, urns, log)
     pipeline.close()
     own_rabbitmq.restart()
     found = callbacks(broker, callback_queue, 8, timeout_seconds=120)
     assert sorted(f["outcome"]["task_urn"] for f in found) == sorted(urns)
     assert {f["outcome"]["status"] for f in found} == {"SUCCEEDED"}
-    assert callbacks_left(broker, callback_queue, wait_seconds=3) == []
+    assert callbacks(broker, callback_queue, None, timeout_seconds=3) == []
     for _, process, _ in rabbit_workers._started:
         assert process.poll() is None, "the worker exited with the broker"
