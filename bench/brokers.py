@@ -34,6 +34,8 @@ KEY_KINDS = {
     "due set (jobops:due)": "jobops:due",
     "due owners (jobops:due:owners)": "jobops:due:owners",
     "pending set (jobops:pending)": "jobops:pending",
+    "held set (jobops:held)": "jobops:held",
+    "release markers (jobops:release:<second>)": "jobops:release:*",
     "pending URN counts (jobops:pending:urns)": "jobops:pending:urns",
     "scheduled markers (jobops:scheduled:<id>)": "jobops:scheduled:*",
     "broker queue list": "{queue}",

@@ -23,7 +23,7 @@ except ConfigurationError as error:
 app = Celery("jobops", amqp="workers.broker:AMQP")
 app.conf.update(celery_config(_settings))
 app.steps["consumer"].update({RestoreHeld, KeepUndecodable})
-app.conf.include = ["tasks.verification", "tasks.scheduling", "workers.sweeper",
+app.conf.include = ["tasks.verification", "tasks.scheduling", "tasks.release", "workers.sweeper",
                     "workers.flusher", "workers.checks"]
 
 from workers import logs as _logs  # noqa: E402,F401 - connects the log format signals

@@ -23,7 +23,8 @@ from jobops.core.request import (
 from jobops.state.keys import refused_outcome_key, scheduled_key
 from workers import app
 from workers.callbacks import deliver, outcome_callback
-from workers.config import countdown_for_broker
+from workers.config import countdown_for_broker, on_rabbitmq
+from workers.release import ensure_release
 from workers.runtime import Fleet, runtime
 
 # URNs per verify_job_operation message: a big request becomes several tasks, so no one
@@ -46,15 +47,16 @@ def verification_id(idempotency_key: str | None, index: int) -> str:
 
 
 def _register(fleet: Fleet, verification_id: str, kwargs: dict[str, Any], due_at: float,
-              once: bool) -> bool:
-    """Register a verification's first round; returns whether its message is to be sent.
+              once: bool, held: bool) -> bool:
+    """Register a verification's first round; returns whether its message is to be sent
+    (or, ``held``, its release made sure of).
 
     With ``once``, only the first run registers, atomically with its marker; a later one
     sends the message only if no run noted it as published.
     """
     if not once:
         with fleet.redis.pipeline(transaction=False) as pipe:
-            _queue_registration(fleet, verification_id, kwargs, due_at, pipe)
+            _queue_registration(fleet, verification_id, kwargs, due_at, pipe, held)
             pipe.execute()
         return True
     marker = scheduled_key(verification_id)
@@ -67,7 +69,7 @@ def _register(fleet: Fleet, verification_id: str, kwargs: dict[str, Any], due_at
                     return state not in (PUBLISHED, PUBLISHED.encode())
                 pipe.multi()
                 pipe.set(marker, REGISTERED, ex=fleet.records.ttl_seconds)
-                _queue_registration(fleet, verification_id, kwargs, due_at, pipe)
+                _queue_registration(fleet, verification_id, kwargs, due_at, pipe, held)
                 pipe.execute()
                 return True
             except WatchError:
@@ -75,10 +77,11 @@ def _register(fleet: Fleet, verification_id: str, kwargs: dict[str, Any], due_at
 
 
 def _queue_registration(fleet: Fleet, verification_id: str, kwargs: dict[str, Any],
-                        due_at: float, pipe: Any) -> None:
+                        due_at: float, pipe: Any, held: bool) -> None:
     # Registered before publishing: a message lost in publishing is re-sent by the sweeper,
     # which searches the queue named here first (no worker may consume it yet).
-    fleet.pending.expect(verification_id, kwargs, due_at, pipe, queue=fleet.settings.queue)
+    fleet.pending.expect(verification_id, kwargs, due_at, pipe, queue=fleet.settings.queue,
+                         held=held)
     if fleet.status_cache is not None:
         fleet.status_cache.expect(kwargs["task_urns"], due_at, verification_id, pipe)
 
@@ -101,17 +104,24 @@ def _send(request: VerificationRequest, countdown: float, idempotency_key: str |
     fleet = runtime()
     urns = list(request.task_urns)
     ids = []
+    # On RabbitMQ a first round waits in Redis for its second's release message rather
+    # than as a countdown message of its own (see workers.release).
+    held = countdown > 0 and on_rabbitmq(fleet.settings)
     with app.producer_or_acquire() as producer:
         for index, start in enumerate(range(0, len(urns), URNS_PER_TASK)):
             own_id = verification_id(idempotency_key, index)
             ids.append(own_id)
             kwargs = request.as_kwargs(urns[start:start + URNS_PER_TASK])
-            if not _register(fleet, own_id, kwargs, fleet.clock.now() + countdown,
-                             once=idempotency_key is not None):
+            due_at = fleet.clock.now() + countdown
+            if not _register(fleet, own_id, kwargs, due_at, once=idempotency_key is not None,
+                             held=held):
                 continue
-            app.send_task(VERIFY_TASK, kwargs=kwargs, queue=fleet.settings.queue,
-                          countdown=countdown, task_id=own_id, producer=producer,
-                          kwargsrepr=describe(kwargs))
+            if held:
+                ensure_release(fleet, due_at)
+            else:
+                app.send_task(VERIFY_TASK, kwargs=kwargs, queue=fleet.settings.queue,
+                              countdown=countdown, task_id=own_id, producer=producer,
+                              kwargsrepr=describe(kwargs))
             if idempotency_key is not None:
                 _note_published(fleet, own_id)
     return ids

@@ -11,6 +11,8 @@ from jobops.core.request import VERIFY_TASK
 from jobops.state import keys
 from jobops.state.registry import judge
 from workers import app, loops
+from workers.config import on_rabbitmq
+from workers.release import release_due
 from workers.runtime import Fleet, runtime
 
 log = logging.getLogger(__name__)
@@ -18,6 +20,8 @@ log = logging.getLogger(__name__)
 #: Overdue rounds one sweep looks at: each sweep reads the whole broker once, so the more
 #: rounds it settles per read, the fewer reads a backlog costs.
 OVERDUE_PER_SWEEP = 10_000
+#: How late a held first round is when the sweeper, not its release message, sends it.
+RELEASE_LATE_SECONDS = 5.0
 #: Ids named in one log line.
 IDS_SHOWN = 5
 
@@ -32,16 +36,17 @@ def sweep_once(fleet: Fleet, now: float) -> int:
     interval = fleet.settings.sweep_interval_seconds
     if not fleet.redis.set(keys.SWEEP_LOCK, "1", nx=True, px=int(interval * 1000)):
         return 0
+    released = _release_late(fleet, now) if on_rabbitmq(fleet.settings) else 0
     overdue = fleet.pending.overdue(now, OVERDUE_PER_SWEEP)
     if not overdue:
         fleet.pending.note_unseen({})
-        return 0
+        return released
     if fleet.broker is None:
         fleet.pending.postpone(overdue, now)
         log.warning("%d verifications are overdue, but the broker is not Redis and cannot "
                     "be searched for their messages: none is re-sent (%s)", len(overdue),
                     _shown(overdue))
-        return 0
+        return released
     held = fleet.broker.find(set(overdue), fleet.pending.queues())
     verdict = judge(overdue, held, fleet.pending.unseen(), now)
     fleet.pending.note_unseen(verdict.unseen_since)
@@ -51,6 +56,16 @@ def sweep_once(fleet: Fleet, now: float) -> int:
                  "waits in the broker (a backlog, or a stopped worker) (%s)",
                  len(verdict.waiting), _shown(verdict.waiting))
     return _resend(fleet, fleet.pending.postpone(verdict.lost, now))
+
+
+def _release_late(fleet: Fleet, now: float) -> int:
+    """Send the held first rounds that no release message let out (its sender died before
+    publishing it, or its release failed): those due ``RELEASE_LATE_SECONDS`` ago."""
+    released = release_due(fleet, now, due_by=now - RELEASE_LATE_SECONDS)
+    if released:
+        log.warning("released %d held verifications that no release message let out",
+                    released)
+    return released
 
 
 def _resend(fleet: Fleet, lost: list[str]) -> int:

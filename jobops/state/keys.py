@@ -34,6 +34,15 @@ them. The catalogue below says what each holds and for how long:
     jobops:pending                       sorted set: unfinished verification ids, scored by
                                          when their next round is overdue (epoch s)
     jobops:pending:<verification id>     JSON kwargs of that next round; TTL: the lifespan
+    jobops:held                          sorted set: verifications whose first round waits
+                                         here instead of as a countdown message of its own
+                                         (RabbitMQ broker), scored by when it is due
+                                         (epoch s), or by when a release that took it
+                                         gives up; moved to jobops:pending once released
+                                         (see workers.release)
+    jobops:release:<second>              "1": a release message for the verifications due
+                                         by that second (epoch s) was sent; TTL: until a
+                                         minute after that second
     jobops:pending:urns                  hash: verification id -> its pending URN count
     jobops:stuck                         hash: verification id -> JSON of its failing runs
                                          (failures in a row, first and last time, last
@@ -137,6 +146,7 @@ OUTCOME_TASK_ID_PREFIX = "jobops-outcome-"
 BATCH_TASK_ID_PREFIX = "jobops-batch-"
 ONCE_TASK_ID_PREFIXES = (OUTCOME_TASK_ID_PREFIX, BATCH_TASK_ID_PREFIX)
 PENDING = f"{PREFIX}pending"
+HELD = f"{PREFIX}held"
 SWEEP_LOCK = f"{PREFIX}sweep:lock"
 SWEEP_UNSEEN = f"{PREFIX}sweep:unseen"
 QUEUES = f"{PREFIX}queues"
@@ -202,6 +212,10 @@ def job_summary_key(task_urns: list[str]) -> str:
 
 def scheduled_key(verification_id: str) -> str:
     return f"{PREFIX}scheduled:{_id_part(verification_id)}"
+
+
+def release_key(second: int) -> str:
+    return f"{PREFIX}release:{second}"
 
 
 def run_key(verification_id: str, poll_round: int) -> str:

@@ -77,26 +77,50 @@ class PendingRegistry:
         self._store = store
         self._forget = lua.register(store, "pending_forget")
         self._postpone = lua.register(store, "pending_postpone")
+        self._take_held = lua.register(store, "held_take")
+        self._released = lua.register(store, "held_released")
         self.grace_seconds = grace_seconds
         self._ttl_seconds = ttl_seconds
 
     def expect(self, verification_id: str, kwargs: Mapping[str, Any], due_at: float,
-               pipe: Pipeline | None = None, queue: str | None = None) -> None:
+               pipe: Pipeline | None = None, queue: str | None = None,
+               held: bool = False) -> None:
         """The next round of ``verification_id`` runs with ``kwargs`` at ``due_at``.
 
         ``queue``: where its message goes, if no jobops worker may consume it yet (a
-        worker's own queue is known from its start, see :meth:`add_queues`). With ``pipe``,
-        the commands join it and run when its owner executes it.
+        worker's own queue is known from its start, see :meth:`add_queues`). ``held``: no
+        message of its own is sent; the round waits in the held set until a release takes
+        it (see :meth:`take_held`). With ``pipe``, the commands join it and run when its
+        owner executes it.
         """
         with lua.joined(self._store, pipe) as target:
             # The arguments first: the sweeper skips an id whose arguments are missing.
             target.set(keys.pending_args_key(verification_id), json.dumps(kwargs),
                        ex=self._ttl_seconds)
-            target.zadd(keys.PENDING, {verification_id: due_at + self.grace_seconds})
+            if held:
+                target.zadd(keys.HELD, {verification_id: due_at})
+            else:
+                target.zadd(keys.PENDING, {verification_id: due_at + self.grace_seconds})
+                target.zrem(keys.HELD, verification_id)
             target.hset(keys.PENDING_URNS, verification_id,
                         len(kwargs.get("task_urns") or []))
             if queue is not None:
                 target.sadd(keys.QUEUES, queue)
+
+    def take_held(self, now: float, until: float, limit: int) -> list[str]:
+        """Ids of up to ``limit`` held rounds due by ``now``, taken until ``until``: no
+        other release takes them before, and every one is due again after, unless
+        :meth:`released` says its message is out."""
+        taken = self._take_held(keys=[keys.HELD], args=[now, until, limit])
+        return [text(i) for i in taken]
+
+    def released(self, verification_ids: list[str], until: float, now: float) -> int:
+        """The messages of these rounds, taken until ``until``, are out: from now on they
+        are pending like any round with a message. Returns how many moved."""
+        if not verification_ids:
+            return 0
+        return int(self._released(keys=[keys.HELD, keys.PENDING],
+                                  args=[until, now + self.grace_seconds, *verification_ids]))
 
     def add_queues(self, queues: list[str]) -> None:
         """Rounds' messages may wait in ``queues``: the sweeper looks there before it
@@ -111,7 +135,7 @@ class PendingRegistry:
     def forget(self, verification_id: str, pipe: Pipeline | None = None) -> None:
         with lua.joined(self._store, pipe) as target:
             lua.queue(target, self._forget, [keys.PENDING, keys.pending_args_key(
-                verification_id), keys.PENDING_URNS], [verification_id])
+                verification_id), keys.PENDING_URNS, keys.HELD], [verification_id])
 
     def arguments(self, verification_ids: list[str]) -> list[dict[str, Any] | None]:
         """The registered arguments of each verification's next round, None if unknown."""
@@ -186,6 +210,7 @@ class PendingRegistry:
         """Unfinished verifications, and their pending task URNs."""
         with self._store.pipeline(transaction=False) as pipe:
             pipe.zcard(keys.PENDING)
+            pipe.zcard(keys.HELD)
             pipe.hvals(keys.PENDING_URNS)
-            verifications, urns = pipe.execute()
-        return int(verifications), sum(int(n) for n in urns)
+            with_messages, held, urns = pipe.execute()
+        return int(with_messages) + int(held), sum(int(n) for n in urns)

@@ -5,6 +5,7 @@ failing when CI is set."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 from celery import Celery
 from kombu import Connection, Queue
 
@@ -256,35 +258,97 @@ def test_a_lost_broker_connection_loses_nothing_and_doubles_nothing(
         "the worker should have seen the connection go"
 
 
-def test_every_countdown_scheduled_is_in_rabbitmq_once_scheduling_returns(
+def schedule_in_own_process(settings: dict[str, str], redis_url: str, urns: list[str],
+                            countdown_seconds: float) -> None:
+    """``verify_urns`` for each URN, one single-job operation at a time, in a process that
+    exits as soon as it has scheduled them (as a pipeline's task does)."""
+    script = ("import json, sys\nfrom workers.scheduling import verify_urns\n"
+              "for urn in json.loads(sys.stdin.read()):\n"
+              "    verify_urns([urn], 'CREATE', {'DEFAULT': 'pipeline.job_outcome'},\n"
+              f"                countdown_seconds={countdown_seconds})\n")
+    done = subprocess.run([sys.executable, "-c", script], input=json.dumps(urns),
+                          env={**os.environ, **TEST_ENV, **settings, "REDIS_URL": redis_url},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def delay_queue_messages(vhost: str) -> int:
+    rows = [line.split("\t") for line in _rabbitmqctl(
+        "list_queues", "-p", vhost.rsplit("/", 1)[1], "name", "messages").splitlines()]
+    return sum(int(n) for name, n in rows if name.startswith("celery_delayed"))
+
+
+def test_operations_due_in_the_same_second_share_one_countdown_message(
         vhost: str, rabbit_workers: RabbitWorkers) -> None:
-    """A scheduler that exits as soon as it has sent: without publisher confirms RabbitMQ
-    dropped about a quarter of such countdown messages (still in flight when the
-    connection closed)."""
+    """3,000 single-job operations an hour away: each waits in Redis, and RabbitMQ's delay
+    queues hold one release message per second they fall due in, each there once
+    scheduling returned (publisher confirms: without them RabbitMQ dropped about a quarter
+    of the countdown messages still in flight when the scheduler's connection closed)."""
     # A worker declares the delay exchanges and binds the queue to them.
     fleet = start_fleet(vhost, rabbit_workers, concurrency=1)
     settings = {**fleet.settings, "JOBOPS_QUEUE": fleet.queue}
     count = 3000
-    script = ("import uuid\nfrom workers.scheduling import verify_urns\n"
-              f"for _ in range({count}):\n"
-              "    verify_urns([f'urn:li:simpleJobPostingTask:{uuid.uuid4()}'], 'CREATE',\n"
-              "                {'DEFAULT': 'pipeline.job_outcome'}, countdown_seconds=3600)\n")
-    done = subprocess.run([sys.executable, "-c", script],
-                          env={**os.environ, **TEST_ENV, **settings,
-                               "REDIS_URL": rabbit_workers.redis_url},
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    name = vhost.rsplit("/", 1)[1]
-
-    def waiting() -> int:
-        rows = [line.split("\t") for line in _rabbitmqctl(
-            "list_queues", "-p", name, "name", "messages").splitlines()]
-        return sum(int(n) for queue_name, n in rows if queue_name.startswith("celery_delayed"))
-
+    urns = [f"urn:li:simpleJobPostingTask:{uuid.uuid4()}" for _ in range(count)]
+    started = time.time()
+    schedule_in_own_process(settings, rabbit_workers.redis_url, urns, 3600)
+    seconds = time.time() - started
+    state = redis.Redis.from_url(rabbit_workers.redis_url)
+    assert state.zcard("jobops:held") == count
+    releases = list(state.scan_iter(match="jobops:release:*"))
+    assert 1 <= len(releases) <= seconds + 2, (len(releases), seconds)
+    # rabbitmqctl's counts trail by a few seconds.
     deadline = time.monotonic() + 30
-    while (held := waiting()) < count and time.monotonic() < deadline:
+    while (waiting := delay_queue_messages(vhost)) < len(releases) \
+            and time.monotonic() < deadline:
         time.sleep(1)
-    assert held == count
+    assert waiting == len(releases)
+
+
+def test_held_operations_each_get_one_outcome(vhost: str, sandbox: SandboxState,
+                                              rabbit_workers: RabbitWorkers) -> None:
+    """Single-job operations scheduled with ``verify_urns`` from another process, a few
+    seconds away: released when due, polled, one outcome each and no copy."""
+    fleet = start_fleet(vhost, rabbit_workers)
+    sandbox.config.in_progress_seconds = 3
+    urns = [urn for _ in range(2) for urn in task_urns(post([job() for _ in range(100)],
+                                                             "CREATE"))]
+    started = time.time()
+    schedule_in_own_process({**fleet.settings, "JOBOPS_QUEUE": fleet.queue},
+                            rabbit_workers.redis_url, urns, 2)
+    found = callbacks(vhost, fleet.callback_queue, len(urns), timeout_seconds=90)
+    assert sorted(f["outcome"]["task_urn"] for f in found) == sorted(urns)
+    assert {f["outcome"]["status"] for f in found} == {"SUCCEEDED"}
+    assert callbacks(vhost, fleet.callback_queue, None, timeout_seconds=3) == []
+    # Held until due: none was checked before its countdown ran out.
+    first_check = min(call.at for call in sandbox.calls if set(call.asked()) & set(urns))
+    assert first_check >= started + 2 - 0.2, first_check - started
+    state = redis.Redis.from_url(rabbit_workers.redis_url)
+    assert state.zcard("jobops:held") == 0
+
+
+def test_held_operations_no_release_message_lets_out_are_sent_by_the_sweeper(
+        vhost: str, sandbox: SandboxState, rabbit_workers: RabbitWorkers) -> None:
+    """The scheduler that was to send a second's release message died before sending it
+    (its marker says sent): the sweeper sends those rounds, a few seconds late."""
+    queue, callback_queue = (f"{kind}-{uuid.uuid4().hex[:8]}" for kind in ("jobops", "pipeline"))
+    pipeline_app(vhost, queue, callback_queue)
+    settings = {"CELERY_BROKER_URL": vhost, "JOBOPS_CALLBACK_QUEUE": callback_queue,
+                "JOBOPS_POLL_INTERVAL_SECONDS": "1", "JOBOPS_MAX_POLL_INTERVAL_SECONDS": "1",
+                "JOBOPS_SWEEP_INTERVAL_SECONDS": "1"}
+    rabbit_workers(concurrency=2, queue=queue, **settings)
+    sandbox.config.in_progress_seconds = 1
+    state = redis.Redis.from_url(rabbit_workers.redis_url)
+    now = int(time.time())
+    for second in range(now - 5, now + 60):
+        state.set(f"jobops:release:{second}", "1", ex=120)
+    urns = task_urns(post([job() for _ in range(20)], "CREATE"))
+    schedule_in_own_process({**settings, "JOBOPS_QUEUE": queue}, rabbit_workers.redis_url,
+                            urns, 1)
+    assert delay_queue_messages(vhost) == 0, "no release message was to be sent"
+    found = callbacks(vhost, callback_queue, len(urns), timeout_seconds=60)
+    assert sorted(f["outcome"]["task_urn"] for f in found) == sorted(urns)
+    [log] = rabbit_workers.logs(queue)
+    assert "held verifications that no release message let out" in log.read_text()
 
 
 class OwnRabbitMQ:

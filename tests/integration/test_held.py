@@ -1,0 +1,75 @@
+"""The held set (first rounds waiting in Redis on RabbitMQ): a release takes what is due,
+for a while; what it leaves unconfirmed is due again; what ended meanwhile stays gone. A
+real Redis."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis
+
+from jobops.state import keys
+from jobops.state.registry import PendingRegistry
+
+pytestmark = pytest.mark.integration
+
+GRACE = 100.0
+
+
+@pytest.fixture
+def registry(store: redis.Redis) -> PendingRegistry:
+    return PendingRegistry(store, grace_seconds=GRACE, ttl_seconds=3600)
+
+
+def hold(registry: PendingRegistry, due_at: float) -> str:
+    verification_id = str(uuid.uuid4())
+    registry.expect(verification_id, {"task_urns": ["urn:li:simpleJobPostingTask:1"],
+                                      "operation": "CREATE"}, due_at, held=True)
+    return verification_id
+
+
+def test_a_release_takes_only_what_is_due_and_no_other_release_takes_it_meanwhile(
+        store: redis.Redis, registry: PendingRegistry) -> None:
+    before = registry.count()
+    due = [hold(registry, 1000.0 + i) for i in range(3)]
+    later = hold(registry, 2000.0)
+    assert registry.count() == (before[0] + 4, before[1] + 4)
+    taken = registry.take_held(now=1002.0, until=1062.0, limit=10)
+    assert sorted(taken) == sorted(due)
+    assert registry.take_held(now=1050.0, until=1110.0, limit=10) == []
+    assert registry.released(taken, until=1062.0, now=1003.0) == 3
+    assert store.zscore(keys.PENDING, due[0]) == 1003.0 + GRACE
+    assert [store.zscore(keys.HELD, i) for i in [*due, later]] == [None] * 3 + [2000.0]
+    assert registry.count() == (before[0] + 4, before[1] + 4), \
+        "released rounds are still pending"
+
+
+def test_what_a_dead_release_took_is_due_again_after_its_hold(
+        registry: PendingRegistry) -> None:
+    verification_id = hold(registry, 1000.0)
+    assert registry.take_held(now=1000.0, until=1060.0, limit=10) == [verification_id]
+    # The release died before its messages were confirmed: nothing marked released.
+    assert registry.take_held(now=1059.0, until=1119.0, limit=10) == []
+    assert registry.take_held(now=1060.0, until=1120.0, limit=10) == [verification_id]
+    # The first release's late word moves nothing: the round is the second one's now.
+    assert registry.released([verification_id], until=1060.0, now=1061.0) == 0
+    assert registry.released([verification_id], until=1120.0, now=1061.0) == 1
+
+
+def test_a_round_that_ended_or_moved_on_while_taken_is_left_as_it_is(
+        store: redis.Redis, registry: PendingRegistry) -> None:
+    before = registry.count()
+    settled, retried = hold(registry, 1000.0), hold(registry, 1000.0)
+    taken = registry.take_held(now=1000.0, until=1060.0, limit=10)
+    assert sorted(taken) == sorted([settled, retried])
+    registry.forget(settled)  # another run's call settled it
+    # Its message ran at once and retried: the next round is registered with its message.
+    registry.expect(retried, {"task_urns": ["urn:li:simpleJobPostingTask:1"],
+                              "operation": "CREATE", "poll_round": 1}, 1500.0)
+    assert registry.released(taken, until=1060.0, now=1001.0) == 0
+    assert store.zscore(keys.PENDING, settled) is None
+    assert store.zscore(keys.PENDING, retried) == 1500.0 + GRACE
+    assert store.zscore(keys.HELD, settled) is None
+    assert store.zscore(keys.HELD, retried) is None
+    assert registry.count() == (before[0] + 1, before[1] + 1)
