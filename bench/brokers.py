@@ -1,6 +1,9 @@
 """100,000 pending single-job verifications (first check an hour away) with RabbitMQ and with
 Redis as the broker, in one run: worker memory, scheduling intake, what each Redis key
-costs per pending URN, and what RabbitMQ holds per waiting message.
+costs per pending URN, and what RabbitMQ holds for them. On RabbitMQ also the card's own
+path (a pipeline sending ``verify_job_operation`` by name with a countdown, one message
+through the delay exchanges each), and what RabbitMQ's CPU pays per message through the
+delay exchanges against one published straight to the quorum queue.
 
 ``python -m bench.brokers [--count N]`` writes ``bench/results/brokers.json``. Each broker
 gets a Redis of its own (``redis-server`` on a free port, so its memory is only this
@@ -59,15 +62,17 @@ def _rabbitmqctl(*args: str) -> str:
                           check=True, timeout=120).stdout
 
 
-def _held(vhost: str, count: int) -> list[tuple[int, int]]:
-    """(messages, bytes) of each delay queue, once all ``count`` arrived (or a minute)."""
+def _delay_queues(vhost: str, count: int) -> tuple[int, int]:
+    """Messages and bytes of memory of the delay queues, once ``count`` messages are there
+    (rabbitmqctl's counts trail by seconds), or after a minute."""
     deadline = time.monotonic() + 60
     while True:
         rows = [line.split("\t") for line in _rabbitmqctl(
             "list_queues", "-p", vhost, "name", "messages", "memory").splitlines()]
         held = [(int(n), int(m)) for name, n, m in rows if name.startswith("celery_delayed")]
-        if sum(n for n, _ in held) >= count or time.monotonic() > deadline:
-            return held
+        messages = sum(n for n, _ in held)
+        if messages >= count or time.monotonic() > deadline:
+            return messages, sum(m for _, m in held)
         time.sleep(2)
 
 
@@ -97,10 +102,33 @@ def run_one(count: int) -> dict[str, Any]:
     return {"count": count, "seconds": time.perf_counter() - started}
 
 
-def intake(env: dict[str, str], count: int, senders: int) -> dict[str, Any]:
+def run_one_by_name(count: int) -> dict[str, Any]:
+    """One sender of the card's path: a pipeline's own Celery app, configured as the
+    README's RabbitMQ snippet says (publisher confirms included), sending
+    ``verify_job_operation`` by name with a countdown, imports nothing of jobops."""
+    from celery import Celery
+    from kombu import Exchange, Queue
+
+    queue = os.environ["JOBOPS_QUEUE"]
+    app = Celery("pipeline", broker=os.environ["CELERY_BROKER_URL"])
+    app.conf.task_queues = [Queue(queue, Exchange(queue, type="topic"), routing_key=queue,
+                                  queue_arguments={"x-queue-type": "quorum"})]
+    app.conf.task_routes = {"jobops.*": {"queue": queue}}
+    app.conf.broker_transport_options = {"confirm_publish": True}
+    urns = [f"urn:li:simpleJobPostingTask:{uuid.uuid4()}" for _ in range(count)]
+    started = time.perf_counter()
+    for urn in urns:
+        app.send_task("jobops.verify_job_operation", countdown=FIRST_CHECK_SECONDS, kwargs={
+            "task_urns": [urn], "operation": "CREATE",
+            "callbacks": {"DEFAULT": "pipeline.job_outcome"}})
+    return {"count": count, "seconds": time.perf_counter() - started}
+
+
+def intake(env: dict[str, str], count: int, senders: int, mode: str = "--one"
+           ) -> dict[str, Any]:
     """``senders`` processes scheduling ``count`` operations between them."""
     started = time.perf_counter()
-    processes = [subprocess.Popen([sys.executable, "-m", "bench.brokers", "--one",
+    processes = [subprocess.Popen([sys.executable, "-m", "bench.brokers", mode,
                                    "--count", str(count // senders)],
                                   env={**os.environ, **env}, stdout=subprocess.PIPE, text=True)
                  for _ in range(senders)]
@@ -113,6 +141,71 @@ def intake(env: dict[str, str], count: int, senders: int) -> dict[str, Any]:
     return {"senders": senders, "intake_seconds": round(loops, 1),
             "wall_seconds_with_process_start": round(wall, 1),
             "intake_ops_per_second": round(count // senders * senders / loops)}
+
+
+def _beam() -> psutil.Process | None:
+    """RabbitMQ's Erlang VM on this machine, if it can be found."""
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] == "beam.smp":
+            return process
+    return None
+
+
+def _broker_cpu_seconds(beam: psutil.Process) -> float:
+    times = beam.cpu_times()
+    return float(times.user + times.system)
+
+
+def broker_cost(vhost: str, queue: str, count: int = 5_000) -> dict[str, Any]:
+    """RabbitMQ's own CPU per message: ``count`` published through the delay exchanges
+    with an hour's countdown (Celery's routing key), and ``count`` straight to a quorum
+    queue, each a thousand in flight (pipelined confirms), so the client is not what is
+    measured."""
+    import amqp
+    from kombu.transport.native_delayed_delivery import calculate_routing_key
+
+    beam = _beam()
+    if beam is None:
+        return {"skipped": "no beam.smp process found"}
+    body = json.dumps([[], {"task_urns": [f"urn:li:simpleJobPostingTask:{uuid.uuid4()}"],
+                            "operation": "CREATE"}, {}]).encode()
+    # A quorum queue of its own, no consumer: the worker must not take these.
+    straight = f"{queue}-straight"
+    ways = {"through the delay exchanges": ("celery_delayed_27",
+                                            calculate_routing_key(FIRST_CHECK_SECONDS, queue)),
+            "straight to a quorum queue": ("", straight)}
+    results: dict[str, Any] = {"messages": count}
+    connection = amqp.Connection("127.0.0.1:5672", userid="guest", password="guest",
+                                 virtual_host=vhost)
+    connection.connect()
+    try:
+        channel = connection.channel()
+        channel.queue_declare(straight, durable=True, auto_delete=False,
+                              arguments={"x-queue-type": "quorum"})
+        channel.confirm_select()
+        acked = [0]
+        channel.events["basic_ack"].add(
+            lambda tag, multiple: acked.__setitem__(0, max(acked[0], tag)))
+        published = 0
+        for way, (exchange, routing_key) in ways.items():
+            cpu, started = _broker_cpu_seconds(beam), time.perf_counter()
+            for _ in range(count):
+                channel.basic_publish(amqp.Message(body, delivery_mode=2),
+                                      exchange=exchange, routing_key=routing_key)
+                published += 1
+                while published - acked[0] >= 1_000:
+                    connection.drain_events(timeout=30)
+            while acked[0] < published:
+                connection.drain_events(timeout=30)
+            seconds = time.perf_counter() - started
+            results[way] = {
+                "broker_cpu_ms_per_message": round(
+                    (_broker_cpu_seconds(beam) - cpu) / count * 1000, 3),
+                "messages_per_second": round(count / seconds)}
+        channel.queue_delete(straight)
+    finally:
+        connection.close()
+    return results
 
 
 def measure(broker: str, count: int, senders: int, workdir: Path) -> dict[str, Any]:
@@ -156,11 +249,23 @@ def measure(broker: str, count: int, senders: int, workdir: Path) -> dict[str, A
             "redis_key_bytes_per_urn": key_costs(store, queue, count),
         })
         if vhost is not None:
-            held = _held(vhost, count)
-            messages = sum(n for n, _ in held)
-            result.update({"rabbitmq_messages_waiting": messages,
-                           "rabbitmq_bytes_per_waiting_message":
-                               round(sum(m for _, m in held) / max(messages, 1))})
+            releases = sum(1 for _ in store.scan_iter(match="jobops:release:*"))
+            messages, memory = _delay_queues(vhost, releases)
+            result.update({
+                "held_in_redis": store.zcard("jobops:held"),
+                "rabbitmq_release_messages_waiting": messages,
+                "rabbitmq_delay_queue_bytes": memory,
+                "rabbitmq_bytes_per_pending_operation": round(memory / count, 1)})
+            # The card's own path beside it, in the same vhost and worker: fewer messages,
+            # as each is one through the delay exchanges.
+            by_name = intake(env, count // 5, senders, "--one-by-name")
+            waiting, memory = _delay_queues(vhost, messages + count // 5)
+            result["by_name_with_countdown"] = {
+                "count": count // 5, **by_name,
+                "rabbitmq_messages_waiting": waiting - messages,
+                "rabbitmq_bytes_per_waiting_message":
+                    round(memory / max(waiting, 1))}
+            result["broker_cost"] = broker_cost(vhost, queue)
         return result
     finally:
         stop(worker)
@@ -175,7 +280,9 @@ def targets(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         {"target": "worker PSS within 20% of idle on RabbitMQ",
          "figure": rabbit["worker_pss_growth"], "met": rabbit["worker_pss_growth"] <= 0.2},
         {"target": "scheduling intake >= 1,000 operations/s",
-         "figure": {b: r["intake_ops_per_second"] for b, r in runs.items()},
+         "figure": {**{b: r["intake_ops_per_second"] for b, r in runs.items()},
+                    "rabbitmq, by name with a countdown":
+                        rabbit["by_name_with_countdown"]["intake_ops_per_second"]},
          "met": rabbit["intake_ops_per_second"] >= 1000},
         {"target": "jobops' own Redis state <= 1 KB per pending URN (RabbitMQ broker)",
          "figure": rabbit["redis_bytes_per_pending_urn"],
@@ -191,9 +298,10 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=4,
                         help="processes scheduling at once (each waits on the broker)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--one-by-name", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        print(json.dumps(run_one(args.count)))
+    if args.one or args.one_by_name:
+        print(json.dumps((run_one_by_name if args.one_by_name else run_one)(args.count)))
         return
     workdir = Path(tempfile.mkdtemp(prefix="jobops-brokers-"))
     runs = {broker: measure(broker, args.count, args.senders, workdir)

@@ -24,7 +24,8 @@ from jobops.core.urns import is_task_urn
 from jobops.state.leases import LeaseLost
 from jobops.state.stuck import error_text
 from workers import app
-from workers.config import countdown_for_broker
+from workers.config import countdown_for_broker, on_rabbitmq
+from workers.release import ensure_release
 from workers.rounds import (
     StillPending,
     end_round,
@@ -52,16 +53,26 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
     fleet = runtime()
     countdown_seconds = countdown_for_broker(
         fleet.settings, fleet.settings.cadence.countdown(countdown_seconds))
+    # On RabbitMQ a round's next round waits in Redis for its second's release message, as
+    # a first round does (see workers.release); a retry after a failed or contended run
+    # goes as Celery's own, so that its count of retries grows.
+    held = finished is not None and countdown_seconds > 0 and on_rabbitmq(fleet.settings)
+    due_at = fleet.clock.now() + countdown_seconds
     if finished is not None:
         still_held(fleet, task.request.id, finished[0])
-        fleet.pending.expect(task.request.id, kwargs, fleet.clock.now() + countdown_seconds)
-    try:
-        scheduled = task.retry(kwargs=kwargs, countdown=countdown_seconds, exc=reason,
-                               throw=False, kwargsrepr=describe(kwargs))
-    except Reject as rejected:
-        log.error("verification %s: next check could not be published (%s); requeued",
-                  task.request.id, rejected.reason)
-        raise Reject(rejected.reason, requeue=True) from None
+        fleet.pending.expect(task.request.id, kwargs, due_at, held=held)
+    if held:
+        ensure_release(fleet, due_at)
+        # Raised without publishing: Celery acknowledges the message and reports a retry.
+        scheduled = Retry(exc=reason, when=countdown_seconds)
+    else:
+        try:
+            scheduled = task.retry(kwargs=kwargs, countdown=countdown_seconds, exc=reason,
+                                   throw=False, kwargsrepr=describe(kwargs))
+        except Reject as rejected:
+            log.error("verification %s: next check could not be published (%s); requeued",
+                      task.request.id, rejected.reason)
+            raise Reject(rejected.reason, requeue=True) from None
     if finished is not None:
         try:
             fleet.leases.finish(task.request.id, *finished)

@@ -99,6 +99,7 @@ class PendingRegistry:
                        ex=self._ttl_seconds)
             if held:
                 target.zadd(keys.HELD, {verification_id: due_at})
+                target.zrem(keys.PENDING, verification_id)
             else:
                 target.zadd(keys.PENDING, {verification_id: due_at + self.grace_seconds})
                 target.zrem(keys.HELD, verification_id)
