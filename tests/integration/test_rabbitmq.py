@@ -22,12 +22,13 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 from celery import Celery
 from kombu import Connection, Queue
 
-from jobops.dev.processes import free_port
+from jobops.dev.processes import free_port, stop
 from sandbox import SandboxState
-from tests.conftest import ExtraWorkers
+from tests.conftest import FLOWER_AUTH, ExtraWorkers
 from tests.env import TEST_ENV
 from tests.jobs import job, post, task_urns
 
@@ -401,6 +402,72 @@ def test_held_operations_no_release_message_lets_out_are_sent_by_the_sweeper(
     assert sorted(f["outcome"]["task_urn"] for f in found) == sorted(urns)
     [log] = rabbit_workers.logs(queue)
     assert "held verifications that no release message let out" in log.read_text()
+
+
+def flower_info(url: str, task_id: str) -> dict | None:
+    try:
+        answer = requests.get(f"{url}/api/task/info/{task_id}", auth=FLOWER_AUTH, timeout=5)
+    except requests.ConnectionError:
+        return None  # not listening yet
+    return answer.json() if answer.status_code == 200 else None
+
+
+def wait_flower_state(url: str, task_id: str, states: set[str],
+                      send: Callable[[], object] | None = None, timeout_seconds: float = 60
+                      ) -> dict:
+    """Until Flower shows ``task_id`` in one of ``states``; ``send`` sends it again every
+    2 s (workers send task events only once Flower switches them on)."""
+    deadline = time.monotonic() + timeout_seconds
+    resend_at = 0.0
+    while True:
+        if send is not None and time.monotonic() >= resend_at:
+            send()
+            resend_at = time.monotonic() + 2
+        info = flower_info(url, task_id)
+        if info is not None and info.get("state") in states:
+            return info
+        assert time.monotonic() < deadline, f"Flower never showed {task_id} as {states}"
+        time.sleep(0.2)
+
+
+def test_flower_on_rabbitmq_shows_held_rounds_as_retries_and_their_releases(
+        vhost: str, sandbox: SandboxState, rabbit_workers: RabbitWorkers,
+        tmp_path: Path) -> None:
+    fleet = start_fleet(vhost, rabbit_workers)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    flower = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers", "flower", f"--port={port}",
+         "--address=127.0.0.1"],
+        env={**os.environ, **TEST_ENV, **fleet.settings, "JOBOPS_QUEUE": fleet.queue,
+             "REDIS_URL": rabbit_workers.redis_url,
+             "FLOWER_BASIC_AUTH": ":".join(FLOWER_AUTH)},
+        stdout=(tmp_path / "flower.log").open("wb"), stderr=subprocess.STDOUT,
+        start_new_session=True)
+    try:
+        probe = str(uuid.uuid4())
+        wait_flower_state(url, probe, {"SUCCESS"}, send=lambda: fleet.pipeline.send_task(
+            "celery.accumulate", args=[1], queue=fleet.queue, task_id=probe))
+        sandbox.config.in_progress_seconds = 2
+        answer = post([job(), job()], "CREATE")
+        scheduled = fleet.pipeline.send_task(
+            "jobops.schedule_verification", args=[answer, "CREATE"],
+            kwargs={"callbacks": {"DEFAULT": "pipeline.job_outcome"},
+                    "countdown_seconds": 1})
+        scheduled_info = wait_flower_state(url, scheduled.id, {"SUCCESS"})
+        verification = re.search(r"'verification_id': '([0-9a-f-]{36})'",
+                                 scheduled_info["result"]).group(1)
+        retried = wait_flower_state(url, verification, {"RETRY"})
+        assert retried["name"] == "jobops.verify_job_operation"
+        assert "URNs still IN_PROGRESS, next check in" in retried["exception"]
+        callbacks(vhost, fleet.callback_queue, 2)
+        done = wait_flower_state(url, verification, {"SUCCESS"})
+        assert "'SUCCEEDED': 2" in done["result"]
+        tasks = requests.get(f"{url}/api/tasks", auth=FLOWER_AUTH, timeout=5,
+                             params={"taskname": "jobops.release_held"}).json()
+        assert tasks and all(t["state"] == "SUCCESS" for t in tasks.values()), tasks
+    finally:
+        stop(flower)
 
 
 class OwnRabbitMQ:
