@@ -143,6 +143,36 @@ def intake(env: dict[str, str], count: int, senders: int, mode: str = "--one"
             "intake_ops_per_second": round(count // senders * senders / loops)}
 
 
+def run_release() -> dict[str, Any]:
+    """Release every held round due by now, in a process with the settings."""
+    from workers.release import release_due
+    from workers.runtime import runtime
+
+    fleet = runtime()
+    started = time.perf_counter()
+    sent = release_due(fleet, fleet.clock.now())
+    return {"count": sent, "seconds": time.perf_counter() - started}
+
+
+def release(env: dict[str, str], vhost: str, queue: str) -> dict[str, Any]:
+    """One process releasing every held round at once: how fast their messages go out."""
+    done = subprocess.run([sys.executable, "-m", "bench.brokers", "--release"],
+                          env={**os.environ, **env}, capture_output=True, text=True,
+                          check=True)
+    ran = json.loads(done.stdout.splitlines()[-1])
+    deadline = time.monotonic() + 60
+    while True:
+        rows = [line.split("\t") for line in _rabbitmqctl(
+            "list_queues", "-p", vhost, "name", "messages").splitlines()]
+        queued = sum(int(n) for name, n in rows if name == queue)
+        if queued >= ran["count"] or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    return {"released": ran["count"], "seconds": round(ran["seconds"], 1),
+            "rounds_per_second": round(ran["count"] / ran["seconds"]),
+            "in_the_queue_after": queued}
+
+
 def _beam() -> psutil.Process | None:
     """RabbitMQ's Erlang VM on this machine, if it can be found."""
     for process in psutil.process_iter(["name"]):
@@ -266,6 +296,11 @@ def measure(broker: str, count: int, senders: int, workdir: Path) -> dict[str, A
                 "rabbitmq_bytes_per_waiting_message":
                     round(memory / max(waiting, 1))}
             result["broker_cost"] = broker_cost(vhost, queue)
+            # The other half: every held round made due at once and released, with no
+            # worker consuming, so the queue counts what was sent.
+            stop(worker)
+            store.zunionstore("jobops:held", {"jobops:held": 0})
+            result["release"] = release(env, vhost, queue)
         return result
     finally:
         stop(worker)
@@ -299,7 +334,11 @@ def main() -> None:
                         help="processes scheduling at once (each waits on the broker)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--one-by-name", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--release", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.release:
+        print(json.dumps(run_release()))
+        return
     if args.one or args.one_by_name:
         print(json.dumps((run_one_by_name if args.one_by_name else run_one)(args.count)))
         return

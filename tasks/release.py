@@ -1,4 +1,4 @@
-"""``jobops.release_held``: sends the held first rounds due by its second (RabbitMQ)."""
+"""``jobops.release_held``: sends the held rounds due by its second (RabbitMQ)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""First rounds held in Redis on RabbitMQ, let out by one countdown message per second."""
+"""Rounds held in Redis on RabbitMQ, let out by one countdown message per second."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def ensure_release(fleet: Fleet, due_at: float) -> None:
 
     On RabbitMQ every countdown goes through Celery's delay exchanges, which cost the
     broker far more than a plain publish (each hop a topic exchange; measured in
-    ``bench/brokers.py``). A second's worth of first rounds shares one such message, and
-    each round's own message is sent, without a countdown, when it is due.
+    ``bench/brokers.py``). A second's worth of rounds shares one such message, and each
+    round's own message is sent, without a countdown, when it is due.
     """
     second = release_second(due_at)
     marker = release_key(second)
@@ -72,14 +72,16 @@ def release_due(fleet: Fleet, now: float, due_by: float | None = None) -> int:
         until = now + TAKE_SECONDS
         taken = fleet.pending.take_held(now if due_by is None else due_by, until,
                                         TAKE_LIMIT)
-        rounds = [(verification_id, kwargs) for verification_id, kwargs
-                  in zip(taken, fleet.pending.arguments(taken), strict=True)
+        found = list(zip(taken, fleet.pending.arguments(taken), strict=True))
+        rounds = [(verification_id, kwargs) for verification_id, kwargs in found
                   if kwargs is not None]
         if rounds:
             _publish_confirmed(fleet, rounds)
             sent += len(rounds)
-        # Those without arguments ended meanwhile: nothing to send, nothing to keep.
-        fleet.pending.released(taken, until, now)
+        fleet.pending.released([verification_id for verification_id, _ in rounds], until, now)
+        # Arguments gone (past the lifespan's TTL): nothing to send them with.
+        fleet.pending.drop([verification_id for verification_id, kwargs in found
+                            if kwargs is None])
         if len(taken) < TAKE_LIMIT:
             break
     return sent

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 #: Overdue rounds one sweep looks at: each sweep reads the whole broker once, so the more
 #: rounds it settles per read, the fewer reads a backlog costs.
 OVERDUE_PER_SWEEP = 10_000
-#: How late a held first round is when the sweeper, not its release message, sends it.
+#: How late a held round is when the sweeper, not its release message, sends it.
 RELEASE_LATE_SECONDS = 5.0
 #: Ids named in one log line.
 IDS_SHOWN = 5
@@ -59,7 +59,7 @@ def sweep_once(fleet: Fleet, now: float) -> int:
 
 
 def _release_late(fleet: Fleet, now: float) -> int:
-    """Send the held first rounds that no release message let out (its sender died before
+    """Send the held rounds that no release message let out (its sender died before
     publishing it, or its release failed): those due ``RELEASE_LATE_SECONDS`` ago."""
     released = release_due(fleet, now, due_by=now - RELEASE_LATE_SECONDS)
     if released:

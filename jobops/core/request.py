@@ -18,7 +18,7 @@ from jobops.core.urns import describe_invalid, is_task_urn
 VERIFY_TASK = "jobops.verify_job_operation"
 #: The task a pipeline sends with a saved POST answer.
 SCHEDULE_TASK = "jobops.schedule_verification"
-#: The task that sends held first rounds once due (RabbitMQ broker; see workers.release).
+#: The task that sends held rounds once due (RabbitMQ broker; see workers.release).
 RELEASE_TASK = "jobops.release_held"
 # DEFAULT receives every outcome whose status has no callback of its own.
 DEFAULT_CALLBACK = "DEFAULT"

@@ -34,7 +34,7 @@ them. The catalogue below says what each holds and for how long:
     jobops:pending                       sorted set: unfinished verification ids, scored by
                                          when their next round is overdue (epoch s)
     jobops:pending:<verification id>     JSON kwargs of that next round; TTL: the lifespan
-    jobops:held                          sorted set: verifications whose first round waits
+    jobops:held                          sorted set: verifications whose next round waits
                                          here instead of as a countdown message of its own
                                          (RabbitMQ broker), scored by when it is due
                                          (epoch s), or by when a release that took it

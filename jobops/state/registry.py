@@ -176,7 +176,10 @@ class PendingRegistry:
     def drop(self, verification_ids: list[str]) -> None:
         """Unregister rounds whose arguments are gone (nothing to re-send them with)."""
         if verification_ids:
-            self._store.zrem(keys.PENDING, *verification_ids)
+            with self._store.pipeline(transaction=False) as pipe:
+                pipe.zrem(keys.PENDING, *verification_ids)
+                pipe.zrem(keys.HELD, *verification_ids)
+                pipe.execute()
 
     def _registered(self) -> Iterator[dict[str, Any]]:
         """The arguments of every registered round, as a SCAN finds them."""
