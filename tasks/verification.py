@@ -55,14 +55,24 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
         fleet.settings, fleet.settings.cadence.countdown(countdown_seconds))
     # On RabbitMQ a round's next round waits in Redis for its second's release message, as
     # a first round does (see workers.release); a retry after a failed or contended run
-    # goes as Celery's own, so that its count of retries grows.
+    # goes as Celery's own, its wait growing with Celery's count of retries.
     held = finished is not None and countdown_seconds > 0 and on_rabbitmq(fleet.settings)
     due_at = fleet.clock.now() + countdown_seconds
     if finished is not None:
         still_held(fleet, task.request.id, finished[0])
-        fleet.pending.expect(task.request.id, kwargs, due_at, held=held)
+        if not held:
+            fleet.pending.expect(task.request.id, kwargs, due_at)
+        elif not fleet.pending.hold_next(task.request.id, kwargs, due_at):
+            log.warning("verification %s: round %d ran already; this run of round %d "
+                        "leaves it be", task.request.id, finished[0] + 1, finished[0])
     if held:
-        ensure_release(fleet, due_at)
+        try:
+            ensure_release(fleet, due_at)
+        except Exception:
+            # The round is held in Redis all the same: the sweeper lets it out.
+            log.exception("verification %s: the release message of round %d could not be "
+                          "sent; the sweeper sends the round", task.request.id,
+                          finished[0] + 1 if finished else 0)
         # Raised without publishing: Celery acknowledges the message and reports a retry.
         scheduled = Retry(exc=reason, when=countdown_seconds)
     else:

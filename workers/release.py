@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
 from typing import Any
 
 from kombu import Producer
@@ -13,7 +13,7 @@ from kombu import Producer
 from jobops.core.request import RELEASE_TASK, VERIFY_TASK, describe
 from jobops.state.keys import release_key
 from workers import app
-from workers.config import countdown_for_broker
+from workers.config import countdown_for_broker, on_rabbitmq
 from workers.runtime import Fleet
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 TAKE_SECONDS = 60.0
 #: Rounds one release takes, publishes and confirms at a time.
 TAKE_LIMIT = 1_000
-#: Longest wait for RabbitMQ to confirm a release's messages.
+#: Longest wait for RabbitMQ to confirm a thousand released messages: well within
+#: TAKE_SECONDS, so no other release takes them while this one still waits.
 CONFIRM_TIMEOUT_SECONDS = 30.0
 #: How long a second's release marker outlives that second.
 MARKER_EXTRA_SECONDS = 60
@@ -69,16 +70,19 @@ def release_due(fleet: Fleet, now: float, due_by: float | None = None) -> int:
     """
     sent = 0
     while True:
-        until = now + TAKE_SECONDS
+        # Each thousand is held for its own minute: a long backlog's last thousand is not
+        # taken with a deadline already past.
+        until = fleet.clock.now() + TAKE_SECONDS
         taken = fleet.pending.take_held(now if due_by is None else due_by, until,
                                         TAKE_LIMIT)
         found = list(zip(taken, fleet.pending.arguments(taken), strict=True))
         rounds = [(verification_id, kwargs) for verification_id, kwargs in found
                   if kwargs is not None]
         if rounds:
-            _publish_confirmed(fleet, rounds)
+            _publish(fleet, rounds)
             sent += len(rounds)
-        fleet.pending.released([verification_id for verification_id, _ in rounds], until, now)
+        fleet.pending.released([verification_id for verification_id, _ in rounds], until,
+                               fleet.clock.now())
         # Arguments gone (past the lifespan's TTL): nothing to send them with.
         fleet.pending.drop([verification_id for verification_id, kwargs in found
                             if kwargs is None])
@@ -87,55 +91,82 @@ def release_due(fleet: Fleet, now: float, due_by: float | None = None) -> int:
     return sent
 
 
-def _publish_confirmed(fleet: Fleet, rounds: list[tuple[str, dict[str, Any]]]) -> None:
-    with _confirming_producer() as (producer, confirmed):
+def _publish(fleet: Fleet, rounds: list[tuple[str, dict[str, Any]]]) -> None:
+    """Send each round's message; on RabbitMQ, return once all are confirmed. (Rounds
+    are held only on RabbitMQ; a fleet moved to the Redis broker still lets out what was
+    held before, with its plain publishes.)"""
+    def send(producer: Producer) -> None:
         for verification_id, kwargs in rounds:
             app.send_task(VERIFY_TASK, kwargs=kwargs, task_id=verification_id,
                           queue=fleet.settings.queue, producer=producer,
                           kwargsrepr=describe(kwargs))
-        confirmed(len(rounds))
+
+    if not on_rabbitmq(fleet.settings):
+        with app.producer_or_acquire() as producer:
+            send(producer)
+        return
+    # The app's own connections confirm each publish before the next (a quorum queue
+    # writes it to disk first); here all are in flight and confirmed together.
+    with app.connection_for_write(transport_options={"confirm_publish": False}) as connection:
+        channel = connection.channel()
+        try:
+            channel.confirm_select()
+            confirms = Confirms(channel)
+            send(Producer(channel))
+            confirms.wait(connection, CONFIRM_TIMEOUT_SECONDS)
+        finally:
+            channel.close()
 
 
 class NotConfirmed(Exception):
     """RabbitMQ refused (nack) or did not confirm messages of a release in time."""
 
 
-@contextmanager
-def _confirming_producer() -> Iterator[tuple[Producer, Any]]:
-    """A producer on a channel in confirm mode, and a function that waits until the first
-    ``n`` messages published on it are confirmed.
+class Confirms:
+    """What a channel in confirm mode published, and what RabbitMQ confirmed of it.
 
-    The app's own connections confirm each publish before the next (a quorum queue writes
-    it to disk first); here many are in flight and confirmed together.
+    Every publish is counted, not only the tasks': with task events on, Celery publishes a
+    task-sent event on the same channel after each task.
     """
-    with app.connection_for_write(transport_options={"confirm_publish": False}) as connection:
-        channel = connection.channel()
-        channel.confirm_select()
-        acked: set[int] = set()
-        highest = [0]
-        refused: list[int] = []
 
-        def on_ack(delivery_tag: int, multiple: bool) -> None:
-            if multiple:
-                highest[0] = max(highest[0], delivery_tag)
-            else:
-                acked.add(delivery_tag)
+    def __init__(self, channel: Any) -> None:
+        self.published = 0
+        self._highest = 0  # acknowledged up to here, by "multiple" acks
+        self._acked: set[int] = set()
+        self._refused = 0
+        publish = channel.basic_publish
 
-        def on_nack(delivery_tag: int, multiple: bool) -> None:
-            refused.append(delivery_tag)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.published += 1
+            return publish(*args, **kwargs)
 
-        channel.events["basic_ack"].add(on_ack)
-        channel.events["basic_nack"].add(on_nack)
+        channel.basic_publish = counted
+        channel.events["basic_ack"].add(self._ack)
+        channel.events["basic_nack"].add(self._nack)
 
-        def confirmed(count: int) -> None:
-            def waiting() -> int:
-                return sum(1 for tag in range(highest[0] + 1, count + 1) if tag not in acked)
-            while waiting() and not refused:
-                connection.drain_events(timeout=CONFIRM_TIMEOUT_SECONDS)
-            if refused:
-                raise NotConfirmed(f"RabbitMQ refused {len(refused)} released messages")
+    def _ack(self, delivery_tag: int, multiple: bool) -> None:
+        if multiple:
+            self._highest = max(self._highest, delivery_tag)
+        else:
+            self._acked.add(delivery_tag)
 
-        try:
-            yield Producer(channel), confirmed
-        finally:
-            channel.close()
+    def _nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._refused += 1
+
+    def unconfirmed(self) -> int:
+        return sum(1 for tag in range(self._highest + 1, self.published + 1)
+                   if tag not in self._acked)
+
+    def wait(self, connection: Any, timeout_seconds: float) -> None:
+        """Until every publish is confirmed; NotConfirmed on a refusal or past
+        ``timeout_seconds`` in all."""
+        deadline = time.monotonic() + timeout_seconds
+        while self.unconfirmed() and not self._refused:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise NotConfirmed(f"{self.unconfirmed()} of {self.published} released "
+                                   f"messages unconfirmed after {timeout_seconds:.0f} s")
+            with contextlib.suppress(TimeoutError):
+                connection.drain_events(timeout=min(left, 1.0))
+        if self._refused:
+            raise NotConfirmed(f"RabbitMQ refused {self._refused} released messages")

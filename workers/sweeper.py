@@ -11,7 +11,6 @@ from jobops.core.request import VERIFY_TASK
 from jobops.state import keys
 from jobops.state.registry import judge
 from workers import app, loops
-from workers.config import on_rabbitmq
 from workers.release import release_due
 from workers.runtime import Fleet, runtime
 
@@ -36,7 +35,8 @@ def sweep_once(fleet: Fleet, now: float) -> int:
     interval = fleet.settings.sweep_interval_seconds
     if not fleet.redis.set(keys.SWEEP_LOCK, "1", nx=True, px=int(interval * 1000)):
         return 0
-    released = _release_late(fleet, now) if on_rabbitmq(fleet.settings) else 0
+    # On any broker: a fleet moved off RabbitMQ still lets out what it held there.
+    released = _release_late(fleet, now)
     overdue = fleet.pending.overdue(now, OVERDUE_PER_SWEEP)
     if not overdue:
         fleet.pending.note_unseen({})

@@ -79,6 +79,7 @@ class PendingRegistry:
         self._postpone = lua.register(store, "pending_postpone")
         self._take_held = lua.register(store, "held_take")
         self._released = lua.register(store, "held_released")
+        self._hold_next = lua.register(store, "held_next")
         self.grace_seconds = grace_seconds
         self._ttl_seconds = ttl_seconds
 
@@ -107,6 +108,18 @@ class PendingRegistry:
                         len(kwargs.get("task_urns") or []))
             if queue is not None:
                 target.sadd(keys.QUEUES, queue)
+
+    def hold_next(self, verification_id: str, kwargs: Mapping[str, Any], due_at: float
+                  ) -> bool:
+        """Hold the verification's next round (``kwargs["poll_round"]``) until ``due_at``,
+        unless that round ran or runs already (then an earlier round's run came back: it
+        leaves the later registration alone). Returns whether it was held."""
+        poll_round = int(kwargs.get("poll_round") or 0)
+        return bool(self._hold_next(
+            keys=[keys.pending_args_key(verification_id), keys.HELD, keys.PENDING,
+                  keys.PENDING_URNS, keys.run_key(verification_id, poll_round)],
+            args=[verification_id, json.dumps(kwargs), due_at, self._ttl_seconds,
+                  len(kwargs.get("task_urns") or [])]))
 
     def take_held(self, now: float, until: float, limit: int) -> list[str]:
         """Ids of up to ``limit`` held rounds due by ``now``, taken until ``until``: no
@@ -179,6 +192,7 @@ class PendingRegistry:
             with self._store.pipeline(transaction=False) as pipe:
                 pipe.zrem(keys.PENDING, *verification_ids)
                 pipe.zrem(keys.HELD, *verification_ids)
+                pipe.hdel(keys.PENDING_URNS, *verification_ids)
                 pipe.execute()
 
     def _registered(self) -> Iterator[dict[str, Any]]:

@@ -73,3 +73,28 @@ def test_a_round_that_ended_or_moved_on_while_taken_is_left_as_it_is(
     assert store.zscore(keys.HELD, settled) is None
     assert store.zscore(keys.HELD, retried) is None
     assert registry.count() == (before[0] + 1, before[1] + 1)
+
+
+def test_an_earlier_round_come_back_leaves_a_later_rounds_registration_alone(
+        store: redis.Redis, registry: PendingRegistry) -> None:
+    verification_id = str(uuid.uuid4())
+    round_2 = {"task_urns": ["urn:li:simpleJobPostingTask:1"], "operation": "CREATE",
+               "poll_round": 2}
+    assert registry.hold_next(verification_id, round_2, 1000.0)
+    # Round 2 ran and held round 3; then round 1's run, back from a dead worker, ends.
+    store.set(keys.run_key(verification_id, 2), "done")
+    assert registry.hold_next(verification_id, {**round_2, "poll_round": 3}, 1010.0)
+    store.set(keys.run_key(verification_id, 3), "running:x")
+    assert not registry.hold_next(verification_id, round_2, 1005.0)
+    [kwargs] = registry.arguments([verification_id])
+    assert kwargs is not None and kwargs["poll_round"] == 3
+    assert store.zscore(keys.HELD, verification_id) == 1010.0
+
+
+def test_dropping_a_round_whose_arguments_are_gone_leaves_nothing_counted(
+        store: redis.Redis, registry: PendingRegistry) -> None:
+    before = registry.count()
+    verification_id = hold(registry, 1000.0)
+    store.delete(keys.pending_args_key(verification_id))
+    registry.drop([verification_id])
+    assert registry.count() == before
