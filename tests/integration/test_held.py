@@ -1,10 +1,11 @@
-"""The held set (first rounds waiting in Redis on RabbitMQ): a release takes what is due,
+"""The held set (rounds waiting in Redis on RabbitMQ): a release takes what is due,
 for a while; what it leaves unconfirmed is due again; what ended meanwhile stays gone. A
 real Redis."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -15,6 +16,13 @@ from jobops.state.registry import PendingRegistry
 pytestmark = pytest.mark.integration
 
 GRACE = 100.0
+
+
+@pytest.fixture
+def store(redis_server: Callable[..., str]) -> redis.Redis:
+    """A Redis of the test's own: the session's workers sweep the shared one, and would
+    release these rounds (due in 1970) as they are being taken."""
+    return redis.Redis.from_url(redis_server())
 
 
 @pytest.fixture
