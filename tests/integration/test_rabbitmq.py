@@ -409,6 +409,34 @@ def test_post_answers_scheduled_by_name_are_held_and_each_urn_gets_one_outcome(
     assert 1 <= len(releases) < len(answers), len(releases)
 
 
+def test_batches_and_a_poison_message_on_rabbitmq(vhost: str, sandbox: SandboxState,
+                                                 rabbit_workers: RabbitWorkers) -> None:
+    """The flusher and the poison handling need no Redis broker: a message no retry can
+    fix is logged and dropped, and single-job operations with a BATCH callback arrive in
+    batches, each outcome in exactly one."""
+    fleet = start_fleet(vhost, rabbit_workers)
+    sandbox.config.in_progress_seconds = 1
+    poison = fleet.pipeline.send_task("jobops.verify_job_operation", kwargs={
+        "task_urns": "urn:li:simpleJobPostingTask:not-a-list", "operation": "CREATE"})
+    answers = [post([job()], "CREATE") for _ in range(60)]
+    batch = {"task": "pipeline.job_outcomes", "batch_size": 20, "batch_seconds": 1}
+    for answer in answers:
+        fleet.pipeline.send_task("jobops.schedule_verification", args=[answer, "CREATE"],
+                                 kwargs={"callbacks": {"BATCH": batch},
+                                         "countdown_seconds": 1})
+    urns = sorted(urn for answer in answers for urn in task_urns(answer))
+    batches: list[dict] = []
+    deadline = time.monotonic() + 60
+    while sum(len(b["outcome"]) for b in batches) < len(urns):
+        assert time.monotonic() < deadline, batches
+        batches += callbacks(vhost, fleet.callback_queue, None, timeout_seconds=1)
+    assert {b["task"] for b in batches} == {"pipeline.job_outcomes"}
+    assert all(len(b["outcome"]) <= 20 for b in batches)
+    assert sorted(o["task_urn"] for b in batches for o in b["outcome"]) == urns
+    [log] = rabbit_workers.logs(fleet.queue)
+    assert f"verification {poison.id} rejected" in log.read_text()
+
+
 def test_held_operations_no_release_message_lets_out_are_sent_by_the_sweeper(
         vhost: str, sandbox: SandboxState, rabbit_workers: RabbitWorkers) -> None:
     """The scheduler that was to send a second's release message died before sending it
