@@ -339,6 +339,30 @@ def test_operations_due_in_the_same_second_share_one_countdown_message(
     assert waiting == len(releases)
 
 
+def registered(state: redis.Redis) -> tuple[int, int, int]:
+    """Held rounds, pending rounds and URN counts, read at one moment."""
+    with state.pipeline(transaction=True) as pipe:
+        pipe.zcard("jobops:held")
+        pipe.zcard("jobops:pending")
+        pipe.hlen("jobops:pending:urns")
+        held, pending, urns = pipe.execute()
+    return held, pending, urns
+
+
+def leftovers(state: redis.Redis) -> dict[str, object]:
+    """What is left of each held or pending verification: its score, its arguments, its
+    rounds' leases."""
+    found: dict[str, object] = {}
+    for name in ("jobops:held", "jobops:pending"):
+        for member, score in state.zrange(name, 0, -1, withscores=True):
+            verification_id = member.decode()
+            found[f"{name} {verification_id}"] = {
+                "score": score, "args": state.get(f"jobops:pending:{verification_id}"),
+                "leases": {key.decode(): state.get(key) for key in
+                           state.scan_iter(match=f"jobops:run:{verification_id}:*")}}
+    return found
+
+
 def test_held_operations_each_get_one_outcome(vhost: str, sandbox: SandboxState,
                                               rabbit_workers: RabbitWorkers) -> None:
     """Single-job operations scheduled with ``verify_urns`` from another process, a few
@@ -359,10 +383,9 @@ def test_held_operations_each_get_one_outcome(vhost: str, sandbox: SandboxState,
     # Every verification ended: nothing held, nothing pending, once the last round's
     # writes (which follow its callbacks) are in.
     state = redis.Redis.from_url(rabbit_workers.redis_url)
-    deadline = time.monotonic() + 10
-    while (left := (state.zcard("jobops:held"), state.zcard("jobops:pending"),
-                    state.hlen("jobops:pending:urns"))) != (0, 0, 0):
-        assert time.monotonic() < deadline, left
+    deadline = time.monotonic() + 30
+    while (left := registered(state)) != (0, 0, 0):
+        assert time.monotonic() < deadline, (left, leftovers(state))
         time.sleep(0.1)
 
 
