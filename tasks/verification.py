@@ -62,9 +62,10 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
         still_held(fleet, task.request.id, finished[0])
         if not held:
             fleet.pending.expect(task.request.id, kwargs, due_at)
-        elif not fleet.pending.hold_next(task.request.id, kwargs, due_at):
-            log.warning("verification %s: round %d ran already; this run of round %d "
-                        "leaves it be", task.request.id, finished[0] + 1, finished[0])
+        elif not fleet.pending.hold_next(task.request.id, kwargs, due_at, finished[1]):
+            log.warning("verification %s: round %d went to another run, or round %d ran "
+                        "already; this run leaves them be", task.request.id, finished[0],
+                        finished[0] + 1)
     if held:
         try:
             ensure_release(fleet, due_at)

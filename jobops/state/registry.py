@@ -109,17 +109,19 @@ class PendingRegistry:
             if queue is not None:
                 target.sadd(keys.QUEUES, queue)
 
-    def hold_next(self, verification_id: str, kwargs: Mapping[str, Any], due_at: float
-                  ) -> bool:
+    def hold_next(self, verification_id: str, kwargs: Mapping[str, Any], due_at: float,
+                  holder: str) -> bool:
         """Hold the verification's next round (``kwargs["poll_round"]``) until ``due_at``,
-        unless that round ran or runs already (then an earlier round's run came back: it
-        leaves the later registration alone). Returns whether it was held."""
+        if ``holder`` still holds the round before it and the next one has not run (else
+        this run stalled past its lease, or an earlier round's run came back: it leaves
+        the verification to the run that took it over). Returns whether it was held."""
         poll_round = int(kwargs.get("poll_round") or 0)
         return bool(self._hold_next(
             keys=[keys.pending_args_key(verification_id), keys.HELD, keys.PENDING,
-                  keys.PENDING_URNS, keys.run_key(verification_id, poll_round)],
+                  keys.PENDING_URNS, keys.run_key(verification_id, poll_round),
+                  keys.run_key(verification_id, poll_round - 1)],
             args=[verification_id, json.dumps(kwargs), due_at, self._ttl_seconds,
-                  len(kwargs.get("task_urns") or [])]))
+                  len(kwargs.get("task_urns") or []), holder]))
 
     def take_held(self, now: float, until: float, limit: int) -> list[str]:
         """Ids of up to ``limit`` held rounds due by ``now``, taken until ``until``: no

@@ -83,20 +83,36 @@ def test_a_round_that_ended_or_moved_on_while_taken_is_left_as_it_is(
     assert registry.count() == (before[0] + 1, before[1] + 1)
 
 
-def test_an_earlier_round_come_back_leaves_a_later_rounds_registration_alone(
+def test_only_the_holder_of_a_round_holds_the_next_and_never_goes_back(
         store: redis.Redis, registry: PendingRegistry) -> None:
     verification_id = str(uuid.uuid4())
     round_2 = {"task_urns": ["urn:li:simpleJobPostingTask:1"], "operation": "CREATE",
                "poll_round": 2}
-    assert registry.hold_next(verification_id, round_2, 1000.0)
-    # Round 2 ran and held round 3; then round 1's run, back from a dead worker, ends.
-    store.set(keys.run_key(verification_id, 2), "done")
-    assert registry.hold_next(verification_id, {**round_2, "poll_round": 3}, 1010.0)
-    store.set(keys.run_key(verification_id, 3), "running:x")
-    assert not registry.hold_next(verification_id, round_2, 1005.0)
+    store.set(keys.run_key(verification_id, 1), "running:a")
+    assert registry.hold_next(verification_id, round_2, 1000.0, "running:a")
+    # Round 2 ran (by b) and held round 3; then round 1's run a, back from a dead worker
+    # (its lease renewed as if it still ran), ends.
+    store.set(keys.run_key(verification_id, 2), "running:b")
+    assert registry.hold_next(verification_id, {**round_2, "poll_round": 3}, 1010.0,
+                              "running:b")
+    store.set(keys.run_key(verification_id, 3), "running:c")
+    assert not registry.hold_next(verification_id, round_2, 1005.0, "running:a")
     [kwargs] = registry.arguments([verification_id])
     assert kwargs is not None and kwargs["poll_round"] == 3
     assert store.zscore(keys.HELD, verification_id) == 1010.0
+
+
+def test_a_run_that_lost_its_round_holds_nothing(store: redis.Redis,
+                                                 registry: PendingRegistry) -> None:
+    """Its lease ran out while it stalled, and another run settled the verification."""
+    verification_id = str(uuid.uuid4())
+    store.set(keys.run_key(verification_id, 4), f"done:by:{uuid.uuid4()}")
+    assert not registry.hold_next(verification_id, {"task_urns": ["urn:li:x:1"],
+                                                    "operation": "CREATE",
+                                                    "poll_round": 5}, 1000.0, "running:a")
+    assert registry.arguments([verification_id]) == [None]
+    assert store.zscore(keys.HELD, verification_id) is None
+    assert registry.count() == (0, 0)
 
 
 def test_dropping_a_round_whose_arguments_are_gone_leaves_nothing_counted(

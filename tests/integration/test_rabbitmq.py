@@ -530,7 +530,8 @@ def test_flower_on_rabbitmq_shows_held_rounds_as_retries_and_their_releases(
         probe = str(uuid.uuid4())
         wait_flower_state(url, probe, {"SUCCESS"}, send=lambda: fleet.pipeline.send_task(
             "celery.accumulate", args=[1], queue=fleet.queue, task_id=probe))
-        sandbox.config.in_progress_seconds = 2
+        # Several rounds, each a second or two apart: Flower shows RETRY between them.
+        sandbox.config.in_progress_seconds = 6
         answer = post([job(), job()], "CREATE")
         scheduled = fleet.pipeline.send_task(
             "jobops.schedule_verification", args=[answer, "CREATE"],
