@@ -71,9 +71,9 @@ def _retry(task: Task, kwargs: dict[str, Any], countdown_seconds: float,
             ensure_release(fleet, due_at)
         except Exception:
             # The round is held in Redis all the same: the sweeper lets it out.
-            log.exception("verification %s: the release message of round %d could not be "
+            log.exception("verification %s: the release message of round %s could not be "
                           "sent; the sweeper sends the round", task.request.id,
-                          finished[0] + 1 if finished else 0)
+                          kwargs.get("poll_round"))
         # Raised without publishing: Celery acknowledges the message and reports a retry.
         scheduled = Retry(exc=reason, when=countdown_seconds)
     else:

@@ -14,7 +14,7 @@ from redis.client import Pipeline
 
 from jobops.core.request import DEFAULT_CALLBACK
 from jobops.state.keys import BATCH_TASK_ID_PREFIX, OUTCOME_TASK_ID_PREFIX
-from workers.config import AMQP_SCHEMES
+from workers.config import is_amqp
 from workers.runtime import Fleet
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _routed(sig: Signature, default_queue: str) -> Signature:
     if not any(options.get(key) for key in ("queue", "exchange", "routing_key")):
         # Our app routes only jobops.*; an unrouted name would land on our own queue.
         sig = sig.set(queue=default_queue)
-    if sig.app is not None and str(sig.app.conf.broker_url).startswith(AMQP_SCHEMES):
+    if sig.app is not None and is_amqp(str(sig.app.conf.broker_url)):
         # The pipeline's queues are the pipeline's: Celery would declare a queue it does
         # not know as a classic one, which RabbitMQ refuses for a quorum queue (and
         # closes the channel). Published without declaring; workers.checks makes sure

@@ -25,8 +25,12 @@ def restore_interval_seconds(settings: Settings) -> float:
 AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 
 
+def is_amqp(url: str) -> bool:
+    return url.startswith(AMQP_SCHEMES)
+
+
 def on_rabbitmq(settings: Settings) -> bool:
-    return settings.effective_broker_url.startswith(AMQP_SCHEMES)
+    return is_amqp(settings.effective_broker_url)
 
 
 def countdown_for_broker(settings: Settings, seconds: float) -> float:
@@ -60,6 +64,8 @@ def _rabbitmq_transport_options() -> dict[str, Any]:
 
 def _redis_transport_options(settings: Settings) -> dict[str, Any]:
     return {
+        # Redis redelivers a message not acknowledged within this time; every countdown
+        # (first check, backoff) is validated to stay under half of it.
         "visibility_timeout": settings.visibility_timeout_seconds,
         # Each worker looks for messages past the visibility timeout (those a worker
         # that stopped or died while Redis was down left in the unacked hash) this
@@ -91,8 +97,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # A running task keeps its pool process: its acknowledgement goes out once the
         # broker is back (workers.broker), and a verification is idempotent anyway.
         "worker_cancel_long_running_tasks_on_connection_loss": False,
-        # Redis redelivers a message not acknowledged within this time; every countdown
-        # (first check, backoff) is validated to stay under half of it.
         "broker_transport_options": _rabbitmq_transport_options() if on_rabbitmq(settings)
         else _redis_transport_options(settings),
         # A worker consumes only the jobops queue. Any other task this app sends — a

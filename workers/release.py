@@ -28,6 +28,10 @@ TAKE_LIMIT = 1_000
 CONFIRM_TIMEOUT_SECONDS = 30.0
 #: How long a second's release marker outlives that second.
 MARKER_EXTRA_SECONDS = 60
+#: Seconds whose release message this process knows was sent (a fact about the fleet, so
+#: true in a forked child too): a scheduler's thousand operations a second ask Redis once.
+_SENT: set[int] = set()
+_SENT_KEPT = 64
 
 
 def release_second(due_at: float) -> int:
@@ -45,19 +49,23 @@ def ensure_release(fleet: Fleet, due_at: float) -> None:
     round's own message is sent, without a countdown, when it is due.
     """
     second = release_second(due_at)
+    if second in _SENT:
+        return
     marker = release_key(second)
     countdown = countdown_for_broker(fleet.settings, max(second - fleet.clock.now(), 0.0))
-    if not fleet.redis.set(marker, "1", nx=True,
-                           ex=int(countdown) + MARKER_EXTRA_SECONDS):
-        return
-    try:
-        app.send_task(RELEASE_TASK, kwargs={"second": second}, queue=fleet.settings.queue,
-                      countdown=countdown, task_id=f"jobops-release-{second}")
-    except BaseException:
-        # The next scheduler of this second tries again; the sweeper lets out whatever
-        # no release message does.
-        fleet.redis.delete(marker)
-        raise
+    if fleet.redis.set(marker, "1", nx=True, ex=int(countdown) + MARKER_EXTRA_SECONDS):
+        try:
+            app.send_task(RELEASE_TASK, kwargs={"second": second},
+                          queue=fleet.settings.queue, countdown=countdown,
+                          task_id=f"jobops-release-{second}")
+        except BaseException:
+            # The next scheduler of this second tries again; the sweeper lets out
+            # whatever no release message does.
+            fleet.redis.delete(marker)
+            raise
+    if len(_SENT) >= _SENT_KEPT:
+        _SENT.discard(min(_SENT))
+    _SENT.add(second)
 
 
 def release_due(fleet: Fleet, now: float, due_by: float | None = None) -> int:
